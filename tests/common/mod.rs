@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use tokenvault::{Durability, EncryptedStore, KdfParams, OpenOptions, Token};
+
+/// Insecure KDF parameters that make opening a store take microseconds. Tests only.
+pub const FAST_KDF: KdfParams = KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
+
+pub const PASSPHRASE: &str = "test passphrase";
+
+/// Opens (or creates) a store at `path` with the fast KDF.
+pub fn open(path: &Path) -> EncryptedStore {
+    try_open(path, PASSPHRASE).expect("open store")
+}
+
+pub fn try_open(path: &Path, passphrase: &str) -> Result<EncryptedStore, tokenvault::Error> {
+    OpenOptions::new().kdf(FAST_KDF).open(path, passphrase)
+}
+
+/// Opens with buffered durability, for tests that write a lot.
+pub fn open_buffered(path: &Path) -> EncryptedStore {
+    OpenOptions::new()
+        .kdf(FAST_KDF)
+        .durability(Durability::Buffered)
+        .open(path, PASSPHRASE)
+        .expect("open store")
+}
+
+/// A complete token whose every value is unique to `n` and easy to grep for.
+pub fn token(n: u32) -> Token {
+    Token {
+        id: None,
+        user_name: Some(format!("user{n}@example.com")),
+        client_id: Some(format!("1000.CLIENTID{n:06}")),
+        client_secret: Some(format!("SECRET-{n:06}-c0ffee")),
+        refresh_token: Some(format!("1000.REFRESH.{n:06}.deadbeef")),
+        access_token: Some(format!("1000.ACCESS.{n:06}.feedface")),
+        grant_token: Some(format!("1000.GRANT.{n:06}.cafebabe")),
+        expiry_time: Some(1_900_000_000_000 + i64::from(n)),
+        redirect_url: Some("https://app.example.com/cb".into()),
+        api_domain: Some("https://www.zohoapis.eu".into()),
+    }
+}
