@@ -79,6 +79,11 @@ pub use open::OpenOptions;
 pub use store::EncryptedStore;
 pub use token::{Token, MAX_FIELD_LEN, MAX_ID_LEN};
 
+/// Compiles and runs the README's Rust example with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Internals exposed to the fuzz targets only (built with `--cfg fuzzing`).
 #[cfg(fuzzing)]
 #[doc(hidden)]
