@@ -43,3 +43,33 @@ pub fn token(n: u32) -> Token {
         api_domain: Some("https://www.zohoapis.eu".into()),
     }
 }
+
+/// Every entry under `dir`, recursively, by path: a file's bytes, or `None` for a directory.
+///
+/// Two snapshots compare equal only when no entry was added, removed or changed.
+pub fn snapshot_tree(
+    dir: &Path,
+) -> std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>> {
+    let mut entries = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).expect("list directory") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                entries.insert(path.clone(), None);
+                pending.push(path);
+            } else {
+                entries.insert(path.clone(), Some(std::fs::read(&path).expect("read file")));
+            }
+        }
+    }
+    entries
+}
+
+/// True when `needle` occurs anywhere in `haystack`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+}
