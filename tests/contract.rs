@@ -258,7 +258,10 @@ fn assert_rejected(store: &dyn Subject, token: Token, expected: impl Fn(&Error) 
 }
 
 fn is_conflict(field: &'static str, holder: &'static str) -> impl Fn(&Error) -> bool {
-    move |err| matches!(err, Error::Conflict { field: f, held_by } if *f == field && held_by == holder)
+    move |err| match err {
+        Error::Conflict { field: f, held_by } => *f == field && held_by == holder,
+        _ => false,
+    }
 }
 
 fn is_invalid(err: &Error) -> bool {
