@@ -207,8 +207,10 @@ impl EncryptedStore {
             if next != counter {
                 changes.push(Change::next_id(next));
             }
+            // Counted before the repair's own commit, which moves the generation on by one.
+            report.lost_commits = self.lost_commits()?;
             self.engine.commit(&changes)?;
-            report.lost_commits = self.reseal(&mut writer)?;
+            self.reseal(&mut writer, report.lost_commits)?;
             Ok(report)
         })
     }
@@ -312,20 +314,25 @@ impl EncryptedStore {
         Ok(())
     }
 
-    /// Makes the repair durable and seals the store afresh; returns how many commits the old
-    /// seal vouched for beyond the database.
-    fn reseal(&self, writer: &mut Writer) -> Result<u64, Error> {
+    /// How many commits the seal vouches for beyond the database.
+    fn lost_commits(&self) -> Result<u64, Error> {
         let generation = self.engine.generation()?;
-        let lost = match crate::seal::SealFile::read(&self.path, &self.keys)? {
+        Ok(match crate::seal::SealFile::read(&self.path, &self.keys)? {
             Sealed::At(sealed) if sealed > generation => sealed - generation,
             _ => 0,
-        };
+        })
+    }
+
+    /// Makes the repair durable and seals the store afresh, above the `lost` commits the old
+    /// seal vouched for beyond the database before the repair.
+    fn reseal(&self, writer: &mut Writer, lost: u64) -> Result<(), Error> {
+        let generation = self.engine.generation()?;
         // Start above anything the old seal vouched for, so its leftovers can never lead.
         let generation = self.engine.raise_generation(generation + lost + 1)?;
         self.sync(writer)?;
         writer.seal.reset(&self.keys, generation)?;
         writer.sealing = true;
-        Ok(lost)
+        Ok(())
     }
 
     fn seal_status(&self) -> Result<SealStatus, Error> {
