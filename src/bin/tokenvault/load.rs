@@ -5,7 +5,7 @@
 //! id or unique value of an earlier row, or when it conflicts with a stored token (same id,
 //! user name or token value) and replacing was not asked for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use indicatif::ProgressBar;
 use tokenvault::{EncryptedStore, Error, Token, TokenStore, MAX_FIELD_LEN, MAX_ID_LEN};
@@ -209,8 +209,11 @@ pub fn write(
         imported: 0,
         replaced: 0,
     };
+    // The ids this import wrote: a stored token they replaced may share one, and must not be
+    // "replaced" a second time on behalf of a later row, deleting an imported token.
+    let mut written = HashSet::new();
     for mut row in accepted {
-        if let Err(e) = write_one(store, &mut row, &mut outcome) {
+        if let Err(e) = write_one(store, &mut row, &mut written, &mut outcome) {
             return Err((e, outcome));
         }
         bar.inc(1);
@@ -221,17 +224,19 @@ pub fn write(
 fn write_one(
     store: &EncryptedStore,
     row: &mut Accepted,
+    written: &mut HashSet<String>,
     outcome: &mut Outcome,
 ) -> Result<(), Error> {
-    for id in &row.replaces {
+    for id in row.replaces.iter().filter(|id| !written.contains(*id)) {
         match store.delete_token(id) {
             Ok(()) => outcome.replaced += 1,
-            // Already replaced by an earlier row.
+            // Already replaced on behalf of an earlier row.
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
     }
     store.save_token(&mut row.token)?;
+    written.insert(row.token.id.clone().unwrap_or_default());
     outcome.imported += 1;
     Ok(())
 }
