@@ -20,16 +20,18 @@ pub enum Durability {
     /// `change_passphrase` returns only once its change is on stable storage.
     #[default]
     Immediate,
-    /// Writes return once they are in the operating system's cache; they become durable on
-    /// [`EncryptedStore::flush`](crate::EncryptedStore::flush), when the store is dropped, or
-    /// when the engine's background flusher and the kernel get to them.
+    /// Writes return once they are committed in the storage engine's memory; they become
+    /// durable on [`EncryptedStore::flush`](crate::EncryptedStore::flush), when the store is
+    /// dropped, or when the engine's background flusher (every 500 ms) and the kernel get to
+    /// them.
     ///
     /// # Security considerations
     ///
-    /// Meant for bulk loads followed by one `flush()`. After a power loss or kernel crash, writes
-    /// since the last flush can be missing, including a rotated refresh token the OAuth server
-    /// has already invalidated the old one for. Each write is still atomic: a crash never leaves
-    /// half a save or an index out of step with its record.
+    /// Meant for bulk loads followed by one `flush()`. If the process dies without dropping the
+    /// store (killed, aborted) or the machine loses power, writes since the last flush can be
+    /// missing, including a rotated refresh token the OAuth server has already invalidated the
+    /// old one for. Each write is still atomic: a crash never leaves half a save or an index out
+    /// of step with its record.
     Buffered,
 }
 

@@ -64,8 +64,8 @@ impl OpenOptions {
     ///
     /// # Security considerations
     ///
-    /// [`Durability::Buffered`] can lose the last writes on power loss; use it for bulk loads
-    /// that end with [`EncryptedStore::flush`].
+    /// [`Durability::Buffered`] can lose the last writes when the process is killed or the
+    /// power fails before a flush; use it for bulk loads that end with [`EncryptedStore::flush`].
     pub fn durability(&mut self, durability: Durability) -> &mut Self {
         self.durability = durability;
         self
