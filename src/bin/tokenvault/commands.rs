@@ -146,18 +146,7 @@ fn init(
         prompt: "Passphrase for the new store",
     }
     .chosen()?;
-    let store = OpenOptions::new()
-        .kdf(kdf)
-        .open(path, &*passphrase)
-        .map_err(|e| match e {
-            // Here "damaged" means "this is not an empty directory": no verify hint.
-            tokenvault::Error::Corrupt { what } => Failure::new(format!(
-                "cannot create a store at {}: {what}",
-                path.display()
-            )),
-            other => Failure::store(other, path),
-        })?;
-    store.flush().map_err(|e| Failure::store(e, path))?;
+    create(path, kdf, &passphrase)?;
     let default = KdfParams::default();
     if kdf.memory_kib < default.memory_kib || kdf.iterations < default.iterations {
         note(
@@ -174,6 +163,22 @@ fn init(
         kdf.parallelism
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the store, durably.
+fn create(path: &Path, kdf: KdfParams, passphrase: &Secret) -> Result<(), Failure> {
+    let store = OpenOptions::new()
+        .kdf(kdf)
+        .open(path, &**passphrase)
+        .map_err(|e| match e {
+            // Here "damaged" means "this is not an empty directory": no verify hint.
+            tokenvault::Error::Corrupt { what } => Failure::new(format!(
+                "cannot create a store at {}: {what}",
+                path.display()
+            )),
+            other => Failure::store(other, path),
+        })?;
+    store.flush().map_err(|e| Failure::store(e, path))
 }
 
 fn list(
@@ -320,61 +325,20 @@ fn import(
     out: &mut dyn Write,
 ) -> Result<ExitCode, Failure> {
     let started = Instant::now();
-    let rows = match args.from {
-        Source::ZohoCsv => import::zoho_csv(&args.file)?,
-        Source::Sqlite => {
-            let table = args.table.as_deref().unwrap_or(import::DEFAULT_TABLE);
-            import::sqlite(&args.file, table)?
-        }
-        Source::Json => import::json(&args.file)?,
-    };
+    let rows = read_rows(args)?;
     let total = rows.len();
     // Buffered: one flush at the end instead of a sync per token.
-    let store = open(
-        &args.path,
-        file,
-        OpenOptions::new().durability(Durability::Buffered),
-    )?;
+    let mut options = OpenOptions::new();
+    options.durability(Durability::Buffered);
+    let store = open(&args.path, file, &options)?;
     let plan = {
         let stored = all_tokens(&store)?;
         load::plan(rows, &stored, args.replace)
     };
-    for problem in &plan.problems {
-        note(&format!("{}: {}", problem.place, problem.reason));
-    }
-    if !plan.problems.is_empty() && !args.skip_invalid {
-        let replace_hint = if plan.problems.iter().any(|p| p.conflict) {
-            ", --replace to overwrite the stored tokens in conflict"
-        } else {
-            ""
-        };
-        return Err(Failure::new(format!(
-            "{} of {total} row(s) cannot be imported, so nothing was imported; fix them, or pass \
-             --skip-invalid to import the others{replace_hint}",
-            plan.problems.len()
-        )));
-    }
+    report_problems(&plan.problems, total, args.skip_invalid)?;
 
     let skipped = plan.problems.len();
-    let bar = progress_bar(plan.accepted.len());
-    let written = load::write(&store, plan.accepted, &bar);
-    bar.finish_and_clear();
-    let flushed = store.flush();
-    let outcome = match (written, flushed) {
-        (Ok(outcome), Ok(())) => outcome,
-        (Err((e, outcome)), _) => {
-            return Err(partial_failure(
-                Failure::store(e, &args.path),
-                outcome.imported,
-            ))
-        }
-        (Ok(outcome), Err(e)) => {
-            return Err(partial_failure(
-                Failure::store(e, &args.path),
-                outcome.imported,
-            ))
-        }
-    };
+    let outcome = write_rows(&store, plan.accepted, &args.path)?;
     let replaced = match outcome.replaced {
         0 => String::new(),
         n => format!(", replaced {n} stored"),
@@ -395,10 +359,60 @@ fn import(
     Ok(ExitCode::SUCCESS)
 }
 
-fn partial_failure(failure: Failure, imported: usize) -> Failure {
-    Failure::new(format!(
-        "{failure} (import stopped after {imported} token(s))"
-    ))
+fn read_rows(args: &ImportArgs) -> Result<Vec<import::Row>, Failure> {
+    match args.from {
+        Source::ZohoCsv => import::zoho_csv(&args.file),
+        Source::Sqlite => {
+            let table = args.table.as_deref().unwrap_or(import::DEFAULT_TABLE);
+            import::sqlite(&args.file, table)
+        }
+        Source::Json => import::json(&args.file),
+    }
+}
+
+/// Reports each row that cannot be imported; fails unless they are to be skipped.
+fn report_problems(
+    problems: &[load::Problem],
+    total: usize,
+    skip_invalid: bool,
+) -> Result<(), Failure> {
+    for problem in problems {
+        note(&format!("{}: {}", problem.place, problem.reason));
+    }
+    if problems.is_empty() || skip_invalid {
+        return Ok(());
+    }
+    let replace_hint = if problems.iter().any(|p| p.conflict) {
+        ", --replace to overwrite the stored tokens in conflict"
+    } else {
+        ""
+    };
+    Err(Failure::new(format!(
+        "{} of {total} row(s) cannot be imported, so nothing was imported; fix them, or pass \
+         --skip-invalid to import the others{replace_hint}",
+        problems.len()
+    )))
+}
+
+/// Writes the rows and flushes once; what was written before a failure is flushed too.
+fn write_rows(
+    store: &EncryptedStore,
+    accepted: Vec<load::Accepted>,
+    path: &Path,
+) -> Result<load::Outcome, Failure> {
+    let bar = progress_bar(accepted.len());
+    let written = load::write(store, accepted, &bar);
+    bar.finish_and_clear();
+    let flushed = store.flush();
+    let (err, imported) = match (written, flushed) {
+        (Ok(outcome), Ok(())) => return Ok(outcome),
+        (Err((e, outcome)), _) => (e, outcome.imported),
+        (Ok(outcome), Err(e)) => (e, outcome.imported),
+    };
+    Err(Failure::new(format!(
+        "{} (the import stopped after {imported} token(s))",
+        Failure::store(err, path)
+    )))
 }
 
 /// A progress bar on standard error when it is a terminal; otherwise one that draws nothing.

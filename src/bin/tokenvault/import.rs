@@ -286,37 +286,10 @@ pub fn sqlite(path: &Path, table: &str) -> Result<Vec<Row>, Failure> {
     if !path.is_file() {
         return Err(Failure::new(format!("{} is not a file", path.display())));
     }
-    let failed = |e: rusqlite::Error| {
-        Failure::new(format!(
-            "cannot read the SQLite database {}: {e}",
-            path.display()
-        ))
-    };
+    let failed = |e: rusqlite::Error| sqlite_failure(path, &e);
     let conn =
         Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(failed)?;
-
-    // The table's columns, looked up with the name as a bound parameter.
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info(?1)")
-        .and_then(|mut s| s.query_map([table], |r| r.get(0))?.collect())
-        .map_err(failed)?;
-    if names.is_empty() {
-        return Err(Failure::new(format!(
-            "{} has no table {table}",
-            path.display()
-        )));
-    }
-    let columns = columns(names.iter().map(String::as_str), true).map_err(|why| {
-        Failure::new(format!(
-            "the table {table} in {} is not the SDK's: {why}",
-            path.display()
-        ))
-    })?;
-    let wanted: Vec<(Column, &str)> = columns
-        .iter()
-        .zip(&names)
-        .filter_map(|(c, name)| c.map(|c| (c, name.as_str())))
-        .collect();
+    let wanted = sqlite_columns(&conn, path, table)?;
 
     // Every name in this statement is the checked identifier or a column name that matched one
     // of the SDK's (so letters, underscores and at most spaces), quoted; no data is spliced in.
@@ -341,8 +314,45 @@ pub fn sqlite(path: &Path, table: &str) -> Result<Vec<Row>, Failure> {
     Ok(rows)
 }
 
+fn sqlite_failure(path: &Path, err: &rusqlite::Error) -> Failure {
+    Failure::new(format!(
+        "cannot read the SQLite database {}: {err}",
+        path.display()
+    ))
+}
+
+/// The SDK columns of `table`, with their names as the schema spells them.
+fn sqlite_columns(
+    conn: &Connection,
+    path: &Path,
+    table: &str,
+) -> Result<Vec<(Column, String)>, Failure> {
+    // Looked up with the table name as a bound parameter.
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info(?1)")
+        .and_then(|mut s| s.query_map([table], |r| r.get(0))?.collect())
+        .map_err(|e| sqlite_failure(path, &e))?;
+    if names.is_empty() {
+        return Err(Failure::new(format!(
+            "{} has no table {table}",
+            path.display()
+        )));
+    }
+    let columns = columns(names.iter().map(String::as_str), true).map_err(|why| {
+        Failure::new(format!(
+            "the table {table} in {} is not the SDK's: {why}",
+            path.display()
+        ))
+    })?;
+    Ok(columns
+        .into_iter()
+        .zip(names)
+        .filter_map(|(c, name)| c.map(|c| (c, name)))
+        .collect())
+}
+
 fn sqlite_token(
-    wanted: &[(Column, &str)],
+    wanted: &[(Column, String)],
     row: &rusqlite::Row,
 ) -> Result<Zeroizing<Token>, String> {
     let mut token = Zeroizing::new(Token::default());
