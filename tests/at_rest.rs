@@ -37,7 +37,7 @@ fn secrets_of(token: &Token) -> Vec<String> {
 
 /// Fails naming the file when any of `secrets` occurs in any file under `dir`.
 fn assert_no_plaintext(dir: &Path, secrets: &[String]) {
-    let files = common::snapshot_tree(dir);
+    let files = common::snapshot_tree(dir).unwrap();
     let total: usize = files.values().flatten().map(Vec::len).sum();
     assert!(total > 0, "nothing was read under {}", dir.display());
     for (path, bytes) in &files {
@@ -250,7 +250,7 @@ fn directory_of_other_files_is_refused_and_untouched() {
     fs::create_dir_all(path.join("2024")).unwrap();
     fs::write(path.join("notes.txt"), "keep me").unwrap();
     fs::write(path.join("2024").join("img.raw"), [0_u8, 1, 2, 255]).unwrap();
-    let before = common::snapshot_tree(&path);
+    let before = common::snapshot_tree(&path).unwrap();
 
     let err = common::try_open(&path, common::PASSPHRASE).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
@@ -258,7 +258,7 @@ fn directory_of_other_files_is_refused_and_untouched() {
         err.to_string().contains(&path.display().to_string()),
         "{err}"
     );
-    assert_eq!(common::snapshot_tree(&path), before);
+    assert_eq!(common::snapshot_tree(&path).unwrap(), before);
 }
 
 #[test]
@@ -267,10 +267,10 @@ fn directory_with_only_a_subdirectory_is_refused_and_untouched() {
     let path = dir.path().join("store");
     // A `db` directory alone looks like part of a store, but without a header it is not one.
     fs::create_dir_all(path.join("db")).unwrap();
-    let before = common::snapshot_tree(&path);
+    let before = common::snapshot_tree(&path).unwrap();
     let err = common::try_open(&path, common::PASSPHRASE).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
-    assert_eq!(common::snapshot_tree(&path), before);
+    assert_eq!(common::snapshot_tree(&path).unwrap(), before);
 }
 
 #[test]
@@ -290,14 +290,14 @@ fn regular_file_is_refused_and_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.db");
     fs::write(&path, "not a directory").unwrap();
-    let before = common::snapshot_tree(dir.path());
+    let before = common::snapshot_tree(dir.path()).unwrap();
     let err = common::try_open(&path, common::PASSPHRASE).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
     assert!(
         err.to_string().contains(&path.display().to_string()),
         "{err}"
     );
-    assert_eq!(common::snapshot_tree(dir.path()), before);
+    assert_eq!(common::snapshot_tree(dir.path()).unwrap(), before);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,21 +49,21 @@ pub fn token(n: u32) -> Token {
 /// Two snapshots compare equal only when no entry was added, removed or changed.
 pub fn snapshot_tree(
     dir: &Path,
-) -> std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>> {
+) -> std::io::Result<std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>>> {
     let mut entries = std::collections::BTreeMap::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).expect("list directory") {
-            let path = entry.expect("directory entry").path();
+        for entry in std::fs::read_dir(&current)? {
+            let path = entry?.path();
             if path.is_dir() {
                 entries.insert(path.clone(), None);
                 pending.push(path);
             } else {
-                entries.insert(path.clone(), Some(std::fs::read(&path).expect("read file")));
+                entries.insert(path.clone(), Some(std::fs::read(&path)?));
             }
         }
     }
-    entries
+    Ok(entries)
 }
 
 /// True when `needle` occurs anywhere in `haystack`.
