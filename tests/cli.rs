@@ -353,6 +353,41 @@ fn without_a_passphrase_source_or_terminal_the_command_says_where_to_put_one() {
     );
 }
 
+/// Runs `init` under `script`, which gives it a pseudo-terminal fed from `input`.
+#[cfg(target_os = "linux")]
+fn init_on_a_terminal(store: &Path, input: &str) -> Assert {
+    let init = format!(
+        "'{}' init '{}' --kdf-memory 1024 --kdf-iterations 1 --kdf-parallelism 1",
+        env!("CARGO_BIN_EXE_tokenvault"),
+        store.display()
+    );
+    Command::new("script")
+        .args(["-qec", &init, "/dev/null"])
+        .env_remove("TOKENVAULT_PASSPHRASE")
+        .write_stdin(input)
+        .assert()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn on_a_terminal_init_asks_twice_and_refuses_a_mismatch() {
+    let fx = Fixture::empty();
+    let mismatch = init_on_a_terminal(&fx.store, "first try\nsecond try\n")
+        .failure()
+        .code(1);
+    let out = stdout(&mismatch);
+    assert!(out.contains("Passphrase for the new store: "), "{out}");
+    assert!(
+        out.contains("Passphrase for the new store (again): "),
+        "{out}"
+    );
+    assert!(out.contains("error: the passphrases do not match; nothing was changed"));
+    assert!(!fx.store.exists());
+
+    init_on_a_terminal(&fx.store, "typed twice\ntyped twice\n").success();
+    common::try_open(&fx.store, "typed twice").unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // list and show
 
