@@ -40,7 +40,8 @@ pub trait TokenStore: Send + Sync {
     /// # Errors
     ///
     /// * [`Error::InvalidToken`] when a new token carries no refresh, grant or access token, or a
-    ///   value is over the size limits.
+    ///   value is over the size limits, or a new token has no id and the caller has taken the
+    ///   largest sequential one (`"18446744073709551615"`).
     /// * [`Error::Conflict`] when another token holds the same user name or token value.
     ///
     /// Nothing is written when an error is returned.

@@ -54,12 +54,12 @@ impl State {
         }
     }
 
-    fn assign_id(&mut self) -> String {
+    fn assign_id(&mut self) -> Result<String, Error> {
         let mut n = self.next_id.max(1);
         while self.tokens.contains_key(&n.to_string()) {
-            n += 1;
+            n = n.checked_add(1).ok_or_else(ids_used_up)?;
         }
-        n.to_string()
+        Ok(n.to_string())
     }
 
     fn check_conflicts(&self, token: &Token, id: &str) -> Result<(), Error> {
@@ -106,7 +106,7 @@ impl TokenStore for MemoryStore {
         }
         let id = match &merged.id {
             Some(id) => id.clone(),
-            None => state.assign_id(),
+            None => state.assign_id()?,
         };
         state.check_conflicts(&merged, &id)?;
         state.next_id = token::next_after(state.next_id.max(1), &id);
@@ -142,6 +142,11 @@ impl TokenStore for MemoryStore {
 /// The error for a new token with nothing to authenticate with.
 pub(crate) fn missing_credential() -> Error {
     Error::invalid("a new token needs a refresh, grant or access token")
+}
+
+/// The error for a new token without an id when the caller has taken the largest number.
+pub(crate) fn ids_used_up() -> Error {
+    Error::invalid("no sequential id is left to assign; give the token an id of its own")
 }
 
 impl MemoryStore {

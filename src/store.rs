@@ -13,7 +13,7 @@ use crate::durability::{Durability, EngineFiles};
 use crate::engine::{guarded, Change, Engine, TreeId};
 use crate::error::Error;
 use crate::header::Header;
-use crate::memory::missing_credential;
+use crate::memory::{ids_used_up, missing_credential};
 use crate::seal::SealFile;
 use crate::token::{self, lookup_key, validate_id, Indexed, Token};
 
@@ -295,7 +295,7 @@ impl EncryptedStore {
             {
                 return Ok(id);
             }
-            n += 1;
+            n = n.checked_add(1).ok_or_else(ids_used_up)?;
         }
     }
 

@@ -91,6 +91,7 @@ contract_cases!(
     ids_are_never_reused_after_purge,
     caller_ids_are_skipped,
     non_sequential_caller_ids_leave_the_counter_alone,
+    used_up_ids_are_an_error_not_a_panic,
     rotating_user_name_moves_its_index_entry,
     rotating_access_token_moves_its_index_entry,
     rotating_refresh_token_moves_its_index_entry,
@@ -887,6 +888,27 @@ fn non_sequential_caller_ids_leave_the_counter_alone(store: &dyn Subject) {
     }
     assert_eq!(saved(store, common::token(1)).id, some("1"));
     assert_eq!(saved(store, common::token(2)).id, some("2"));
+}
+
+fn used_up_ids_are_an_error_not_a_panic(store: &dyn Subject) {
+    // The caller takes the second-largest number; the store assigns the largest, and then has
+    // no number left to assign.
+    let below_max = Token {
+        id: Some((u64::MAX - 1).to_string()),
+        ..common::token(1)
+    };
+    saved(store, below_max);
+    assert_eq!(
+        saved(store, common::token(2)).id,
+        Some(u64::MAX.to_string())
+    );
+    assert_rejected(store, common::token(3), is_invalid);
+    // A token with its own id is still welcome.
+    let own_id = Token {
+        id: some("own"),
+        ..common::token(3)
+    };
+    assert_eq!(saved(store, own_id).id, some("own"));
 }
 
 // ---------------------------------------------------------------------------------------------
