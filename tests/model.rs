@@ -192,7 +192,21 @@ fn pick(
 
 fn spec(id_present: f64) -> impl Strategy<Value = Spec> {
     let keys = (
-        pick(&["1", "2", "3", "4", "5", "x", "05", ""], id_present),
+        // The largest sequential id, after which the stores have no id left to assign.
+        pick(
+            &[
+                "1",
+                "2",
+                "3",
+                "4",
+                "5",
+                "x",
+                "05",
+                "",
+                "18446744073709551615",
+            ],
+            id_present,
+        ),
         pick(&["u1", "u2", "u3", ""], 0.5),
         pick(&["c1", "c2", ""], 0.5),
         pick(&["s1", "s2", ""], 0.5),
