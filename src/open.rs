@@ -219,8 +219,14 @@ fn create_header(
 /// Opens the database and checks that it belongs to this store's data key.
 fn open_engine(path: &Path, keys: &Keys) -> Result<Engine, Error> {
     let dir = path.join(engine::DIR_NAME);
-    if !dir.exists() && !matches!(SealFile::read(path, keys)?, Sealed::Missing | Sealed::At(0)) {
-        return Err(Error::corrupt("the database directory db/ is missing"));
+    if !dir.exists() {
+        if !matches!(SealFile::read(path, keys)?, Sealed::Missing | Sealed::At(0)) {
+            return Err(Error::corrupt("the database directory db/ is missing"));
+        }
+        // sled would create it with the umask's mode; the store's own directory may be an
+        // existing one that others can read, so the database gets a private one.
+        durability::create_private_dir(&dir)
+            .map_err(|e| Error::io("creating the database directory", &dir, e))?;
     }
     let engine = Engine::open(&dir)?;
     let expected = keys.store_check();

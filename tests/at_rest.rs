@@ -240,6 +240,23 @@ fn created_store_is_private_to_its_owner() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn database_is_private_even_in_an_existing_open_directory() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared");
+    fs::create_dir(&path).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    let store = common::open(&path);
+    saved(&store, common::token(1));
+    drop(store);
+
+    let mode = fs::metadata(path.join("db")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "sled's directory inside a directory others can list");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Paths that are not a store
 

@@ -1,4 +1,6 @@
 //! The life cycle of one token, end to end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use tokenvault::{Token, TokenStore};
@@ -12,10 +14,20 @@ fn save_find_rotate_delete_reopen() {
     store.save_token(&mut t).unwrap();
     assert_eq!(t.id.as_deref(), Some("1"));
 
-    let by_user = Token { user_name: t.user_name.clone(), ..Token::default() };
-    assert_eq!(store.find_token(&by_user).unwrap().unwrap().refresh_token, t.refresh_token);
+    let by_user = Token {
+        user_name: t.user_name.clone(),
+        ..Token::default()
+    };
+    assert_eq!(
+        store.find_token(&by_user).unwrap().unwrap().refresh_token,
+        t.refresh_token
+    );
 
-    let mut rotated = Token { id: t.id.clone(), refresh_token: Some("new".into()), ..Token::default() };
+    let mut rotated = Token {
+        id: t.id.clone(),
+        refresh_token: Some("new".into()),
+        ..Token::default()
+    };
     store.save_token(&mut rotated).unwrap();
     assert_eq!(rotated.user_name, t.user_name);
     let by_old = Token {
@@ -24,7 +36,10 @@ fn save_find_rotate_delete_reopen() {
         refresh_token: t.refresh_token.clone(),
         ..Token::default()
     };
-    let by_old = Token { grant_token: None, ..by_old };
+    let by_old = Token {
+        grant_token: None,
+        ..by_old
+    };
     assert_eq!(store.find_token(&by_old).unwrap(), None);
     drop(store);
 

@@ -6,7 +6,11 @@ use std::path::Path;
 use tokenvault::{Durability, EncryptedStore, KdfParams, OpenOptions, Token};
 
 /// Insecure KDF parameters that make opening a store take microseconds. Tests only.
-pub const FAST_KDF: KdfParams = KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
+pub const FAST_KDF: KdfParams = KdfParams {
+    memory_kib: 1024,
+    iterations: 1,
+    parallelism: 1,
+};
 
 pub const PASSPHRASE: &str = "test passphrase";
 
