@@ -51,6 +51,11 @@ impl SealFile {
             Err(e) => Err(e),
         }
         .map_err(|e| Error::io("reading", path, e))?;
+        // An empty file is one `open` created and nothing was sealed into yet (a store opened
+        // for recovery without its seal, or a crash before the first seal): there is no seal.
+        if bytes.is_empty() {
+            return Ok(Sealed::Missing);
+        }
         let newest = bytes
             .chunks_exact(SLOT_LEN)
             .filter_map(|slot| parse(slot, keys))

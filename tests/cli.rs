@@ -670,6 +670,25 @@ fn a_damaged_store_points_at_verify_which_reports_and_repair_which_fixes() {
 }
 
 #[test]
+fn verify_reports_a_deleted_seal_as_missing_not_as_damaged() {
+    let fx = Fixture::with_tokens(&listed_tokens());
+    fs::remove_file(fx.store.join("tokenvault.seal")).unwrap();
+    fx.run("list", &[])
+        .failure()
+        .code(1)
+        .stderr(predicate::str::starts_with(
+            "error: store is damaged: the commit seal file tokenvault.seal is missing;",
+        ));
+    // Opening for verify creates an empty seal file; that must still read as no seal.
+    for _ in 0..2 {
+        let verify = fx.run("verify", &[]).failure().code(1);
+        assert!(stdout(&verify).contains("commit seal: the seal file is missing\n"));
+    }
+    fx.run("repair", &[]).success();
+    fx.run("verify", &[]).success();
+}
+
+#[test]
 fn usage_errors_exit_with_2() {
     let fx = Fixture::new();
     let csv = fx.file("tokens.csv", sdk_csv(&[sdk_token(1)], true));
