@@ -10,8 +10,11 @@
 //! through [`guarded`], which turns a panic into [`Error::Corrupt`] so that the process stays
 //! usable; the store handle that saw it refuses further work.
 
+use std::fs::{File, TryLockError};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
@@ -89,6 +92,7 @@ impl Engine {
     /// Opens (or creates) the database in `dir` with sled's default settings, so that sled's own
     /// tools can open it too.
     pub(crate) fn open(dir: &Path) -> Result<Engine, Error> {
+        wait_for_release(dir);
         guarded(|| {
             let db = sled::Config::new()
                 .path(dir)
@@ -214,6 +218,29 @@ fn apply(
         None => tree.remove(change.key.as_slice())?,
     };
     Ok(())
+}
+
+/// Waits, briefly, until no one holds the lock sled takes on its log file.
+///
+/// sled lets go of the log file (and so of its lock) only when the last of its I/O threads
+/// drops its handle to it, which can be just after the `Db` that used it was dropped: a store
+/// closed and reopened at once in the same process could find its own files locked. The caller
+/// holds the store's lock file, so no other handle has the store open and a held lock here is such
+/// a straggler; a lock that outlasts the wait is left for sled to report.
+fn wait_for_release(dir: &Path) {
+    let Ok(log) = File::open(dir.join("db")) else {
+        return;
+    };
+    for _ in 0..200 {
+        match log.try_lock() {
+            Ok(()) => {
+                let _ = log.unlock();
+                return;
+            }
+            Err(TryLockError::WouldBlock) => thread::sleep(Duration::from_millis(10)),
+            Err(TryLockError::Error(_)) => return,
+        }
+    }
 }
 
 /// A counter is absent (zero) or eight little-endian bytes.
