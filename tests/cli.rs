@@ -743,6 +743,25 @@ fn export_masks_by_default_and_a_masked_export_cannot_be_imported() {
 }
 
 #[test]
+fn a_malformed_export_is_refused_without_quoting_its_values() {
+    let fx = Fixture::new();
+    // serde_json's own message would quote the string where a number belongs.
+    let json = r#"{"format": "tokenvault-export", "version": 1, "masked": false,
+        "tokens": [{"id": "1", "access_token": "1000.ACCESS.x", "expiry_time": "1000.LEAKED"}]}"#;
+    let file = fx.file("export.json", json);
+    let assert = import(&fx, "json", &file, &[]).failure().code(1);
+    assert_eq!(
+        stderr(&assert),
+        format!(
+            "error: {} is not a tokenvault export: a value of the wrong kind at line 2, column \
+             92\n",
+            file.display()
+        )
+    );
+    assert!(fx.stored().is_empty());
+}
+
+#[test]
 fn export_reveal_then_import_gives_the_same_tokens() {
     let mut tokens = listed_tokens();
     tokens.push(Token {

@@ -131,7 +131,7 @@ pub struct ImportArgs {
     pub from: Source,
     /// The file to import from.
     pub file: PathBuf,
-    /// The table to read, with --from sqlite.
+    /// The table to read, with --from sqlite [default: oauthtoken].
     #[arg(long, value_name = "NAME")]
     pub table: Option<String>,
     /// Import the valid rows and skip the others (each is still reported).

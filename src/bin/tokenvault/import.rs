@@ -410,10 +410,15 @@ pub fn json(path: &Path) -> Result<Vec<Row>, Failure> {
     let bytes = read_secret_file(path)?;
     // serde_json's messages can quote the offending value: keep only its kind and place.
     let export: Export = serde_json::from_slice(&bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Io => "a read error",
+            serde_json::error::Category::Syntax => "a syntax error",
+            serde_json::error::Category::Data => "a value of the wrong kind",
+            serde_json::error::Category::Eof => "an early end",
+        };
         Failure::new(format!(
-            "{} is not a tokenvault export: {:?} error at line {}, column {}",
+            "{} is not a tokenvault export: {what} at line {}, column {}",
             path.display(),
-            e.classify(),
             e.line(),
             e.column()
         ))
