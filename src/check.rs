@@ -73,6 +73,10 @@ pub struct VerifyReport {
     pub quarantined: usize,
     /// The commit seal against the database.
     pub seal: SealStatus,
+    /// The records do not add up to the digest that every commit keeps with them: updates the
+    /// engine recorded as committed are missing from the records (for example because a blob
+    /// file of the engine was deleted), or records were changed outside the store.
+    pub records_mismatch: bool,
 }
 
 impl VerifyReport {
@@ -81,6 +85,7 @@ impl VerifyReport {
         self.damaged_records.is_empty()
             && self.index_issues.is_empty()
             && matches!(self.seal, SealStatus::Current | SealStatus::Lagging)
+            && !self.records_mismatch
     }
 }
 
@@ -129,6 +134,7 @@ impl EncryptedStore {
                 damaged_records: census.bad.iter().map(|(k, _)| lossy(k)).collect(),
                 quarantined: self.engine.quarantine.len(),
                 seal: self.seal_status()?,
+                records_mismatch: !self.engine.records_match_digest()?,
                 ..VerifyReport::default()
             };
             let damaged: BTreeSet<&str> =
@@ -175,8 +181,10 @@ impl EncryptedStore {
 
     /// Rebuilds the four indexes from the records that authenticate, moves the records that do
     /// not into a quarantine tree (kept as raw bytes, never deleted), and, when the commit seal
-    /// said commits were lost, acknowledges the loss and seals the store afresh. All in one
-    /// atomic commit, made durable before returning.
+    /// said commits were lost or the records did not add up to their digest, acknowledges the
+    /// loss: the digest is recomputed from the records that are left and the store is sealed
+    /// afresh. The salvage is one atomic commit, made durable before returning; a crash before
+    /// the digest and seal are updated leaves a store that still asks for a repair.
     ///
     /// Afterwards [`verify`](Self::verify) is clean and the store opens normally. What was lost
     /// stays lost: repair salvages what is left, it cannot bring back what the files no longer
@@ -210,6 +218,7 @@ impl EncryptedStore {
             // Counted before the repair's own commit, which moves the generation on by one.
             report.lost_commits = self.lost_commits()?;
             self.engine.commit(&changes)?;
+            self.engine.reset_records_digest()?;
             self.reseal(&mut writer, report.lost_commits)?;
             Ok(report)
         })

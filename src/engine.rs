@@ -3,8 +3,14 @@
 //! Trees: `records` maps a record id to its sealed record; `index.<field>` maps the keyed hash of
 //! a value to the id of the record that holds it; `quarantine` keeps, as raw bytes, records that
 //! `repair` moved out of the way; `meta` holds the commit generation, the id
-//! counter and a MAC that ties the database to the header's data key. Nothing in any tree is a
-//! secret in the clear.
+//! counter, the records digest and a MAC that ties the database to the header's data key.
+//! Nothing in any tree is a secret in the clear.
+//!
+//! The records digest is the XOR, over every record, of SHA-256(id length, id, stored bytes),
+//! kept up to date by every commit in the same transaction. sled skips, without an error, a log
+//! entry whose blob file (where it keeps large pages) is missing, and applies the entries after
+//! it: a page of records silently goes back to an older version while the generation counter
+//! carries on. The digest is how `open` and `verify` notice.
 //!
 //! sled 0.34.7 is beta and can panic on damaged files. Every call into it from the store goes
 //! through [`guarded`], which turns a panic into [`Error::Corrupt`] so that the process stays
@@ -16,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
@@ -28,6 +35,7 @@ pub(crate) const DIR_NAME: &str = "db";
 const GENERATION: &[u8] = b"generation";
 const NEXT_ID: &[u8] = b"next_id";
 const STORE_MAC: &[u8] = b"store_mac";
+const RECORDS_DIGEST: &[u8] = b"records_digest";
 
 /// Runs `f`, turning a panic inside it (sled's, on damaged files) into [`Error::Corrupt`].
 pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
@@ -154,6 +162,32 @@ impl Engine {
             .map(|_| ())
     }
 
+    /// Whether the records add up to the digest the commits kept.
+    pub(crate) fn records_match_digest(&self) -> Result<bool, Error> {
+        let stored = self
+            .meta
+            .get(RECORDS_DIGEST)
+            .map_err(|e| self.sled_err(e))?;
+        let wellformed = stored.as_ref().is_none_or(|d| d.len() == 32);
+        Ok(wellformed && self.records_digest()? == decode_digest(stored.as_deref()))
+    }
+
+    /// Makes the digest the one of the records as they are: for `repair`, once the records that
+    /// are left are all the store has.
+    pub(crate) fn reset_records_digest(&self) -> Result<u64, Error> {
+        let digest = self.records_digest()?;
+        self.commit(&[Change::put(TreeId::Meta, RECORDS_DIGEST, digest)])
+    }
+
+    fn records_digest(&self) -> Result<[u8; 32], Error> {
+        let mut digest = [0u8; 32];
+        for entry in self.records.iter() {
+            let (key, value) = entry.map_err(|e| self.sled_err(e))?;
+            xor_record(&mut digest, &key, &value);
+        }
+        Ok(digest)
+    }
+
     /// Sets the generation to at least `generation`, atomically with nothing else.
     pub(crate) fn raise_generation(&self, generation: u64) -> Result<u64, Error> {
         let current = self.generation()?;
@@ -182,7 +216,16 @@ impl Engine {
             trees.transaction(
                 |(records, user, access, refresh, grant, meta, quarantine)| {
                     let indexes = [user, access, refresh, grant];
+                    let mut delta = [0u8; 32];
                     for change in changes {
+                        if change.tree == TreeId::Records {
+                            if let Some(old) = records.get(&change.key)? {
+                                xor_record(&mut delta, &change.key, &old);
+                            }
+                            if let Some(new) = &change.value {
+                                xor_record(&mut delta, &change.key, new);
+                            }
+                        }
                         let tree = match change.tree {
                             TreeId::Records => records,
                             TreeId::Index(field) => indexes[field as usize],
@@ -191,6 +234,10 @@ impl Engine {
                         };
                         apply(tree, change)?;
                     }
+                    // Read after the changes, so that a change setting the digest is built on.
+                    let mut digest = decode_digest(meta.get(RECORDS_DIGEST)?.as_deref());
+                    xor(&mut digest, &delta);
+                    meta.insert(RECORDS_DIGEST, &digest)?;
                     let current = meta.get(GENERATION)?;
                     let Some(generation) = decode_u64(current.as_deref()) else {
                         return Err(ConflictableTransactionError::Abort(()));
@@ -241,6 +288,25 @@ fn wait_for_release(dir: &Path) {
             Err(TryLockError::Error(_)) => return,
         }
     }
+}
+
+/// Adds a record to (or takes it out of) a records digest.
+fn xor_record(digest: &mut [u8; 32], key: &[u8], value: &[u8]) {
+    let mut hash = Sha256::new();
+    hash.update((key.len() as u64).to_le_bytes());
+    hash.update(key);
+    hash.update(value);
+    xor(digest, &hash.finalize().into());
+}
+
+fn xor(digest: &mut [u8; 32], other: &[u8; 32]) {
+    digest.iter_mut().zip(other).for_each(|(d, o)| *d ^= o);
+}
+
+/// A digest is absent (no records yet: zero) or 32 bytes; a malformed one reads as zero here,
+/// and `records_match_digest` reports it.
+fn decode_digest(value: Option<&[u8]>) -> [u8; 32] {
+    value.and_then(|v| v.try_into().ok()).unwrap_or([0; 32])
 }
 
 /// A counter is absent (zero) or eight little-endian bytes.

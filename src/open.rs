@@ -266,6 +266,15 @@ fn check_seal(
         )),
         Sealed::Damaged => Some("the commit seal fails authentication".to_string()),
     };
+    let problem = match problem {
+        None if !engine.records_match_digest()? => Some(
+            "the records do not add up to the digest of the committed changes: committed \
+             updates are missing from the database files (a blob file may have been deleted), \
+             or records were changed outside the store"
+                .to_string(),
+        ),
+        problem => problem,
+    };
     match problem {
         None => Ok(true),
         Some(_) if options.recover => Ok(false),
