@@ -18,13 +18,10 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
-    // A panic is a bug; its message could hold anything, so only a fixed line is printed.
-    panic::set_hook(Box::new(|_| {
-        let _ = writeln!(
-            io::stderr(),
-            "error: internal error in tokenvault; please report it"
-        );
-    }));
+    // A panic's message could hold anything, so none is printed. The library turns panics of
+    // its storage engine on damaged files into errors, which are reported as such; a panic that
+    // reaches `catch_unwind` below is a bug and gets one fixed line.
+    panic::set_hook(Box::new(|_| {}));
     let cli = cli::Cli::parse();
     check_usage(&cli);
 
@@ -41,7 +38,14 @@ fn main() -> ExitCode {
             let _ = writeln!(io::stderr(), "error: {failure}");
             ExitCode::FAILURE
         }
-        Err(_) => ExitCode::FAILURE,
+        Err(_) => {
+            let _ = out.flush();
+            let _ = writeln!(
+                io::stderr(),
+                "error: internal error in tokenvault; please report it"
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 
