@@ -416,8 +416,9 @@ impl TokenStore for EncryptedStore {
             return Ok(None);
         };
         let stored = guarded(|| self.locate_settled(field, value))?;
-        Ok(stored.map(|stored| {
-            query.fill_from(&stored);
+        Ok(stored.map(|mut stored| {
+            // `stored` is zeroized when dropped, with whatever the query did not take from it.
+            query.fill_from_owned(&mut stored);
             std::mem::take(&mut *query)
         }))
     }
