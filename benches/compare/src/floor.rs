@@ -6,11 +6,18 @@
 //! clock starts, and nothing is decoded: this is the least any store on this engine can do. A
 //! write is plain inserts and removals, no transaction; a durable one adds `flush` and an
 //! `fdatasync` of the engine's log file, as the store's `Immediate` mode does.
+//!
+//! The atomic variant makes each save one sled transaction over the five trees, as the store
+//! must to keep its indexes in step with its records across a crash: it shows what the engine
+//! charges for atomicity alone.
 
 use std::fs::File;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use sled::transaction::ConflictableTransactionError;
+use sled::Transactional;
 
 use bench_common::data::{floor_bytes, floor_key, id_of, Path, Record};
 use bench_common::proto::{Backend, Result, Write};
@@ -34,6 +41,8 @@ struct Open {
 pub struct Floor {
     dir: PathBuf,
     open: Option<Open>,
+    /// Each save is one transaction.
+    atomic: bool,
     durable: bool,
     n: u64,
 }
@@ -47,10 +56,11 @@ struct Save {
 }
 
 impl Floor {
-    pub fn new(dir: &std::path::Path) -> Floor {
+    pub fn new(dir: &std::path::Path, atomic: bool) -> Floor {
         Floor {
             dir: dir.to_path_buf(),
             open: None,
+            atomic,
             durable: false,
             n: 0,
         }
@@ -88,14 +98,11 @@ impl Floor {
         let db = self.db()?;
         let start = Instant::now();
         for save in saves {
-            for (tree, key) in &save.remove {
-                db.indexes[*tree].remove(key)?;
+            if self.atomic {
+                transaction(db, save)?;
+            } else {
+                plain(db, save)?;
             }
-            for (tree, key) in &save.put {
-                db.indexes[*tree].insert(key, save.id.as_bytes())?;
-            }
-            db.records
-                .insert(save.id.as_bytes(), save.bytes.as_slice())?;
             if self.durable {
                 db.db.flush()?;
                 db.log.sync_data()?;
@@ -103,6 +110,37 @@ impl Floor {
         }
         Ok(start.elapsed())
     }
+}
+
+fn plain(db: &Open, save: &Save) -> Result<()> {
+    for (tree, key) in &save.remove {
+        db.indexes[*tree].remove(key)?;
+    }
+    for (tree, key) in &save.put {
+        db.indexes[*tree].insert(key, save.id.as_bytes())?;
+    }
+    db.records
+        .insert(save.id.as_bytes(), save.bytes.as_slice())?;
+    Ok(())
+}
+
+fn transaction(db: &Open, save: &Save) -> Result<()> {
+    let [a, b, c, d] = &db.indexes;
+    let trees = (&db.records, a, b, c, d);
+    trees
+        .transaction(|(records, a, b, c, d)| {
+            let indexes = [a, b, c, d];
+            for (tree, key) in &save.remove {
+                indexes[*tree].remove(&key[..])?;
+            }
+            for (tree, key) in &save.put {
+                indexes[*tree].insert(&key[..], save.id.as_bytes())?;
+            }
+            records.insert(save.id.as_bytes(), save.bytes.as_slice())?;
+            Ok::<(), ConflictableTransactionError<()>>(())
+        })
+        .map_err(|e| format!("a floor transaction failed: {e:?}"))?;
+    Ok(())
 }
 
 fn insert(record: &Record) -> Save {

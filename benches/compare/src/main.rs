@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! tokenvault-compare [--quick] [--sizes 10000,100000] [--peer PATH] [--dir DIR]
-//! tokenvault-compare probe tokenvault|floor|sqlite DIR TOKENS
+//! tokenvault-compare probe tokenvault|floor|sqlite|floor-atomic|sqlite-cached DIR TOKENS
 //! ```
 //!
 //! Sizes default to 10,000 and 100,000 tokens, plus 1,000,000 when `TOKENVAULT_BENCH_MILLION=1`.
@@ -104,7 +104,9 @@ fn run() -> Result<()> {
     for &n in &options.sizes {
         measured.push(measure(&options, n, &scratch.path().join(n.to_string()))?);
     }
-    println!("{}", report::table(&measured));
+    println!("{}", report::table(&measured, &report::MAIN));
+    println!("Second opinions: the floor with atomic writes, SQLite with a 1 GiB page cache.\n");
+    println!("{}", report::table(&measured, &report::SECOND));
     println!("{}", report::growth_text(&measured));
     println!("{}", report::targets(&measured));
     Ok(())
@@ -112,22 +114,45 @@ fn run() -> Result<()> {
 
 /// The child side of the memory probe for the stores this binary links.
 fn probe(args: &[String]) -> Result<()> {
-    let usage = "usage: probe tokenvault|floor|sqlite DIR TOKENS";
+    let usage = "usage: probe tokenvault|floor|sqlite|floor-atomic|sqlite-cached DIR TOKENS";
     let [store, dir, n] = args else {
         return Err(usage.into());
     };
+    let column = DIRS.iter().position(|d| d == store).ok_or(usage)?;
+    // The parent passes the store's own directory; `local` wants the one above it.
     let dir = std::path::Path::new(dir);
-    let mut backend: Box<dyn Backend> = match store.as_str() {
-        "tokenvault" => Box::new(Vault::new(dir)),
-        "floor" => Box::new(Floor::new(dir)),
-        "sqlite" => Box::new(Sql::new(Flavour::Sqlite, dir)?),
-        _ => return Err(usage.into()),
+    let mut backend: Box<dyn Backend> = match column {
+        0 => Box::new(Vault::new(dir)),
+        _ => local(column, dir.parent().ok_or(usage)?)?,
     };
     println!("{}", bench_common::probe(backend.as_mut(), n.parse()?)?);
     Ok(())
 }
 
-const DIRS: [&str; 4] = ["tokenvault", "floor", "sqlite", "sqlcipher"];
+/// Each column's directory, and its name for `probe`.
+const DIRS: [&str; 6] = [
+    "tokenvault",
+    "floor",
+    "sqlite",
+    "sqlcipher",
+    "floor-atomic",
+    "sqlite-cached",
+];
+
+/// The page cache of the second SQLite: 1 GiB, sled's default cache size.
+const BIG_CACHE_KIB: i64 = 1024 * 1024;
+
+/// The store of a column other than tokenvault's and SQLCipher's.
+fn local(column: usize, dir: &std::path::Path) -> Result<Box<dyn Backend>> {
+    let dir = dir.join(DIRS[column]);
+    Ok(match DIRS[column] {
+        "floor" => Box::new(Floor::new(&dir, false)),
+        "floor-atomic" => Box::new(Floor::new(&dir, true)),
+        "sqlite" => Box::new(Sql::new(Flavour::Sqlite, None, &dir)?),
+        "sqlite-cached" => Box::new(Sql::new(Flavour::Sqlite, Some(BIG_CACHE_KIB), &dir)?),
+        _ => return Err(format!("no local store for column {column}").into()),
+    })
+}
 
 /// Every operation at one size.
 fn measure(options: &Options, n: u64, dir: &std::path::Path) -> Result<Measured> {
@@ -138,9 +163,11 @@ fn measure(options: &Options, n: u64, dir: &std::path::Path) -> Result<Measured>
     let mut c = Contenders {
         vault: Vault::new(&dir.join(DIRS[0])),
         others: [
-            Box::new(Floor::new(&dir.join(DIRS[1]))),
-            Box::new(Sql::new(Flavour::Sqlite, &dir.join(DIRS[2]))?),
+            local(1, dir)?,
+            local(2, dir)?,
             Box::new(Remote::spawn(&options.peer, &dir.join(DIRS[3]))?),
+            local(4, dir)?,
+            local(5, dir)?,
         ],
     };
     let mut rows = Vec::new();
@@ -186,17 +213,12 @@ fn measure(options: &Options, n: u64, dir: &std::path::Path) -> Result<Measured>
 /// Peak resident memory of a fresh process that opens each store and looks tokens up.
 fn memory(options: &Options, n: u64, dir: &std::path::Path) -> Result<Values> {
     let exe = std::env::current_exe()?;
-    let mut values = [None; 4];
+    let mut values = [None; 6];
     for (column, name) in DIRS.iter().enumerate() {
-        let mut command = if column == 3 {
-            Command::new(&options.peer)
-        } else {
-            let mut own = Command::new(&exe);
-            own.args(["probe", name]);
-            own
-        };
-        if column == 3 {
-            command.arg("probe");
+        let mut command = Command::new(if column == 3 { &options.peer } else { &exe });
+        command.arg("probe");
+        if column != 3 {
+            command.arg(name);
         }
         let output = command.arg(dir.join(name)).arg(n.to_string()).output()?;
         let stdout = String::from_utf8_lossy(&output.stdout);

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use bench_common::data::Path;
 use tokenvault::KdfParams;
 
-use crate::measure::{Values, COLUMNS};
+use crate::measure::{Values, COLUMNS, SHORT};
 
 /// What a row measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,17 +64,26 @@ impl Measured {
         self.rows
             .iter()
             .find(|r| r.op == op)
-            .map_or([None; 4], |r| r.values)
+            .map_or([None; 6], |r| r.values)
     }
 }
 
-/// The markdown table of every row at every size.
-pub fn table(measured: &[Measured]) -> String {
+/// The columns of the main table: tokenvault, the floor and the two peers as applications run
+/// them.
+pub const MAIN: [usize; 4] = [0, 1, 2, 3];
+/// The columns of the second table: tokenvault, the floor with atomic writes, SQLite with a
+/// large cache.
+pub const SECOND: [usize; 3] = [0, 4, 5];
+
+/// The markdown table of every row at every size, for `columns` (tokenvault's first) and
+/// tokenvault's ratio to each of the others.
+pub fn table(measured: &[Measured], columns: &[usize]) -> String {
     let mut out = String::new();
-    let ratios = COLUMNS[1..].iter().map(|c| format!("tv/{}", short(c)));
+    let names = columns.iter().map(|&c| COLUMNS[c].to_string());
+    let ratios = columns[1..].iter().map(|&c| format!("tv/{}", SHORT[c]));
     let header: Vec<String> = ["operation".to_string(), "tokens".to_string()]
         .into_iter()
-        .chain(COLUMNS.iter().map(|c| c.to_string()))
+        .chain(names)
         .chain(ratios)
         .collect();
     line(&mut out, &header);
@@ -89,16 +98,16 @@ pub fn table(measured: &[Measured]) -> String {
     for m in measured {
         for row in &m.rows {
             let mut cells = vec![row.op.name(), thousands(m.n)];
-            cells.extend(row.values.iter().map(|v| value(row.op, *v)));
-            cells.extend((1..4).map(|c| ratio(row.values[0], row.values[c])));
+            cells.extend(columns.iter().map(|&c| value(row.op, row.values[c])));
+            cells.extend(
+                columns[1..]
+                    .iter()
+                    .map(|&c| ratio(row.values[0], row.values[c])),
+            );
             line(&mut out, &cells);
         }
     }
     out
-}
-
-fn short(column: &str) -> &str {
-    column.split(' ').next().unwrap_or(column)
 }
 
 fn align(i: usize) -> String {
@@ -354,7 +363,7 @@ mod tests {
             kdf: KdfParams::default(),
             rows: vec![Row {
                 op: Op::Lookup(Path::UserName),
-                values: [Some(vault), Some(floor), None, None],
+                values: [Some(vault), Some(floor), None, None, None, None],
             }],
         };
         let rows = growth(&[at(10, 1.0, 1.0), at(100, 3.0, 2.0)]);

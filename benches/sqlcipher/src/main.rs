@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use bench_common::sql::{Flavour, Sql};
 
 fn main() -> ExitCode {
-    let run = bench_common::peer_main(|dir| Ok(Box::new(Sql::new(Flavour::Sqlcipher, dir)?)));
+    let run = bench_common::peer_main(|dir| Ok(Box::new(Sql::new(Flavour::Sqlcipher, None, dir)?)));
     match run {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
