@@ -177,7 +177,9 @@ fn layout(path: &Path) -> Result<Layout, Error> {
             return Ok(Layout::Store);
         }
         // What a creation interrupted before its header was in place leaves behind.
-        let leftover = name == LOCK_FILE || name == format!("{}.tmp", header::FILE_NAME);
+        let leftover = name == LOCK_FILE
+            || name == seal::FILE_NAME
+            || name == format!("{}.tmp", header::FILE_NAME);
         if !leftover {
             layout = Layout::Foreign;
         }
@@ -212,6 +214,10 @@ fn create_header(
     check_passphrase(passphrase)?;
     let data_key = crypto::new_data_key()?;
     let header = Header::seal(options.kdf, passphrase, &data_key)?;
+    // Sealed before the header makes the directory a store, so that every store has a seal: a
+    // missing one is then always damage, never mistaken for a creation that was interrupted
+    // (which, with a database that lost everything, would pass for a new empty store).
+    SealFile::open(path)?.reset(&Keys::derive(&data_key), 0)?;
     header.write(path)?;
     Ok((header, data_key))
 }
@@ -258,8 +264,6 @@ fn check_seal(
             sealed - generation
         )),
         Sealed::At(_) => None,
-        // Creation writes the store check (generation 1) before its first seal.
-        Sealed::Missing if generation <= 1 && engine.records.is_empty() => None,
         Sealed::Missing => Some(format!(
             "the commit seal file {} is missing",
             seal::FILE_NAME

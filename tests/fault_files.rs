@@ -301,3 +301,37 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     }
     entries
 }
+
+/// sled treats a damaged start of its log as the end of it, so the database can lose every
+/// commit and look like one just created; without its seal too, the store used to open as a
+/// new empty one (found by the `files` fuzz target). Every store is now sealed before its header
+/// exists, so a missing seal is always damage.
+#[test]
+fn a_database_that_lost_everything_without_its_seal_is_not_a_new_store() {
+    let fixture = Fixture::build(8, false);
+    let (_dir, path) = fixture.copy();
+    let mut log = fs::read(path.join("db/db")).unwrap();
+    log[0] ^= 1;
+    fs::write(path.join("db/db"), &log).unwrap();
+    fs::remove_file(path.join(SEAL)).unwrap();
+    let err = common::try_open(&path, common::PASSPHRASE).unwrap_err();
+    assert!(err.to_string().contains("seal file"), "{err}");
+    assert_eq!(
+        fault::salvage(&fixture, &path, "lost log and seal"),
+        Salvage::Repaired { intact: false }
+    );
+}
+
+/// A creation interrupted after the seal but before the header leaves a directory that the next
+/// open creates the store in.
+#[test]
+fn a_creation_interrupted_before_its_header_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("tokenvault.lock"), b"").unwrap();
+    fs::write(dir.path().join(SEAL), [0x33; 80]).unwrap();
+    let store = common::open(dir.path());
+    let mut token = common::token(1);
+    store.save_token(&mut token).unwrap();
+    drop(store);
+    assert_eq!(common::open(dir.path()).get_tokens().unwrap(), vec![token]);
+}
