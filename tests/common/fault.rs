@@ -434,3 +434,35 @@ pub fn queries(token: &Token) -> Vec<Token> {
     }
     queries
 }
+
+/// Runs `f` on the store's sled database, opened directly (the store must be closed), and
+/// flushes what it wrote: how the tests play an attacker or a bug that edits the trees.
+pub fn with_sled<T>(store: &Path, f: impl FnOnce(&sled::Db) -> T) -> T {
+    let dir = store.join("db");
+    // sled releases its lock from a background thread just after a handle closes.
+    let mut tries = 0;
+    let db = loop {
+        match sled::open(&dir) {
+            Ok(db) => break db,
+            Err(_) if tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(err) => panic!("sled::open: {err}"),
+        }
+    };
+    let result = f(&db);
+    db.flush().expect("flush sled");
+    result
+}
+
+/// The key under which `tree` holds an entry whose value is `id` (index trees map a keyed hash
+/// to the id of the record holding the value).
+pub fn index_key_of(db: &sled::Db, tree: &str, id: &str) -> Vec<u8> {
+    let tree = db.open_tree(tree).expect("open tree");
+    tree.iter()
+        .map(|entry| entry.expect("entry"))
+        .find(|(_, value)| value.as_ref() == id.as_bytes())
+        .map(|(key, _)| key.to_vec())
+        .expect("an index entry for the id")
+}
