@@ -114,4 +114,15 @@ pub mod fuzzing {
     pub fn decode_record(bytes: &[u8]) -> Option<crate::Token> {
         crate::codec::decode(bytes).ok()
     }
+
+    /// Encodes a token as a record, so a fuzzer can check that what decodes re-encodes to a
+    /// record that decodes to the same token.
+    pub fn encode_record(token: &crate::Token) -> Option<Vec<u8>> {
+        crate::codec::encode(token).ok().map(|bytes| bytes.to_vec())
+    }
+
+    /// Parses bytes as a store header and returns the KDF parameters `open` would derive with.
+    pub fn parse_header_kdf(bytes: &[u8]) -> Result<crate::KdfParams, crate::Error> {
+        crate::header::Header::decode(bytes).map(|header| header.kdf)
+    }
 }
