@@ -193,3 +193,25 @@ fn lookup_index(query: &Token) -> &'static str {
         INDEXES[2]
     }
 }
+
+/// An older sealed copy of the same record authenticates, so only the records digest can tell
+/// it from the current one: a normal open refuses the store.
+#[test]
+fn an_older_copy_of_a_record_put_back_is_refused_at_open() {
+    let mut fixture = Fixture::build(4, false);
+    let path = fixture.path();
+    let old = with_sled(&path, |db| {
+        db.open_tree("records").unwrap().get("2").unwrap().unwrap()
+    });
+    let store = common::open(&path);
+    fixture.rotate(&store, "2");
+    drop(store);
+    with_sled(&path, |db| {
+        db.open_tree("records").unwrap().insert("2", old).unwrap()
+    });
+
+    let err = common::try_open(&path, common::PASSPHRASE).unwrap_err();
+    assert!(err.to_string().contains("do not add up"), "{err}");
+    let report = recover(&path).verify().unwrap();
+    assert!(report.records_mismatch && !report.is_clean(), "{report:?}");
+}
