@@ -53,7 +53,7 @@ pub enum SealStatus {
     },
     /// The seal file is missing.
     Missing,
-    /// Neither slot of the seal file authenticates.
+    /// The seal file is damaged: a slot does not authenticate, or the file was cut short.
     Damaged,
 }
 

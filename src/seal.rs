@@ -8,8 +8,11 @@
 //!
 //! The seal is written only after the database's copy of the generation is durable, so it may lag
 //! behind the database (after a crash between the two) but never leads it. The file holds two
-//! 40-byte slots, `generation (u64 LE) || HMAC-SHA256`, written alternately: a torn write can
-//! spoil one slot, and the other still holds the previous generation.
+//! 40-byte slots, `generation (u64 LE) || HMAC-SHA256`, written alternately. Both must
+//! authenticate: a spoiled slot may have been the newer one, and trusting the other would then
+//! hide the loss of the commits in between. A write torn by a power loss (unlikely: the whole
+//! file sits in one disk sector) is therefore reported as damage, and `repair` finds nothing
+//! lost.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -28,7 +31,7 @@ const SLOT_LEN: usize = 8 + 32;
 pub(crate) enum Sealed {
     /// There is no seal file.
     Missing,
-    /// Neither slot authenticates.
+    /// A slot does not authenticate, or the file is not two slots long.
     Damaged,
     /// The newest generation the seal vouches for.
     At(u64),
@@ -56,11 +59,16 @@ impl SealFile {
         if bytes.is_empty() {
             return Ok(Sealed::Missing);
         }
-        let newest = bytes
+        if bytes.len() != 2 * SLOT_LEN {
+            return Ok(Sealed::Damaged);
+        }
+        let slots: Option<Vec<u64>> = bytes
             .chunks_exact(SLOT_LEN)
-            .filter_map(|slot| parse(slot, keys))
-            .max();
-        Ok(newest.map_or(Sealed::Damaged, Sealed::At))
+            .map(|s| parse(s, keys))
+            .collect();
+        Ok(slots
+            .and_then(|s| s.into_iter().max())
+            .map_or(Sealed::Damaged, Sealed::At))
     }
 
     /// Opens (creating if needed) the seal file for writing.
