@@ -37,6 +37,9 @@ pub type Values = [Option<f64>; 6];
 /// How many rounds and batches each operation gets.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
+    /// Lookups per path before the measured ones, so that every store serves from its steady
+    /// state rather than from whatever the load left in memory.
+    pub warmup: u64,
     pub lookup_rounds: u64,
     pub lookup_batch: u64,
     pub scan_rounds: u64,
@@ -52,8 +55,9 @@ impl Plan {
     /// Enough repetitions for medians that hold still to a few percent on a quiet machine.
     pub fn full(n: u64) -> Plan {
         Plan {
-            lookup_rounds: 101,
-            lookup_batch: 200,
+            warmup: n,
+            lookup_rounds: 31,
+            lookup_batch: 2000,
             scan_rounds: if n >= 1_000_000 { 3 } else { 7 },
             buffered_rounds: 31,
             buffered_batch: 50,
@@ -67,6 +71,7 @@ impl Plan {
     /// A smoke run: every code path, few repetitions.
     pub fn quick() -> Plan {
         Plan {
+            warmup: 100,
             lookup_rounds: 5,
             lookup_batch: 20,
             scan_rounds: 2,
@@ -127,14 +132,27 @@ impl Contenders {
         self.rounds(1, n, |b, _| b.load(n).map(Some))
     }
 
-    /// Median time of one lookup on `path`, after one round of warm-up.
+    /// Median time of one lookup on `path`, after [`Plan::warmup`] lookups.
     pub fn lookups(&mut self, plan: &Plan, path: Path) -> Result<Values> {
-        let batch = plan.lookup_batch;
         let base = Path::ALL.iter().position(|&p| p == path).unwrap_or(0) as u64 * (1 << 40);
-        self.rounds(1, batch, |b, _| b.lookups(path, base, batch).map(Some))?;
+        let chunk = 10_000;
+        for first in (0..plan.warmup).step_by(chunk as usize) {
+            let count = chunk.min(plan.warmup - first);
+            self.rounds(1, count, |b, _| {
+                b.lookups(path, base + first, count).map(Some)
+            })?;
+        }
+        let (batch, base) = (plan.lookup_batch, base + plan.warmup);
         self.rounds(plan.lookup_rounds, batch, |b, round| {
-            b.lookups(path, base + (round + 1) * batch, batch).map(Some)
+            b.lookups(path, base + round * batch, batch).map(Some)
         })
+    }
+
+    /// Closes and opens every store, untimed: lookups then run on a store as an application
+    /// that opens it finds it, not as the load left it.
+    pub fn reopen_buffered(&mut self) -> Result<()> {
+        self.rounds(1, 1, |b, _| b.reopen(false).map(Some))
+            .map(|_| ())
     }
 
     /// Median time of reading every token.
