@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use crate::crypto::{self, KdfParams, Key, Keys};
 use crate::durability::{self, Durability, EngineFiles};
-use crate::engine::{self, Engine};
+use crate::engine::{self, guarded, Engine};
 use crate::error::Error;
 use crate::header::{self, Header};
 use crate::seal::{self, SealFile, Sealed};
@@ -125,8 +125,12 @@ fn open(options: &OpenOptions, path: &Path, passphrase: &[u8]) -> Result<Encrypt
         Layout::Foreign => return Err(foreign(path)),
     };
     let keys = Keys::derive(&data_key);
-    let engine = open_engine(path, &keys)?;
-    let sealing = check_seal(options, path, &engine, &keys)?;
+    // Everything here reads what sled recovered from its files, which may be damaged.
+    let (engine, sealing) = guarded(|| {
+        let engine = open_engine(path, &keys)?;
+        let sealing = check_seal(options, path, &engine, &keys)?;
+        Ok((engine, sealing))
+    })?;
     let writer = Writer {
         files: EngineFiles::new(engine.dir())?,
         seal: SealFile::open(path)?,

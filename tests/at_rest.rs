@@ -254,7 +254,10 @@ fn database_is_private_even_in_an_existing_open_directory() {
     drop(store);
 
     let mode = fs::metadata(path.join("db")).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700, "sled's directory inside a directory others can list");
+    assert_eq!(
+        mode, 0o700,
+        "sled's directory inside a directory others can list"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
