@@ -33,7 +33,7 @@ use crate::token::Indexed;
 pub(crate) const DIR_NAME: &str = "db";
 
 const GENERATION: &[u8] = b"generation";
-const NEXT_ID: &[u8] = b"next_id";
+pub(crate) const NEXT_ID: &[u8] = b"next_id";
 const STORE_MAC: &[u8] = b"store_mac";
 const RECORDS_DIGEST: &[u8] = b"records_digest";
 
@@ -47,7 +47,7 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Erro
 }
 
 /// Which tree a change goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TreeId {
     Records,
     Index(Indexed),
@@ -130,6 +130,15 @@ impl Engine {
 
     pub(crate) fn index(&self, field: Indexed) -> &sled::Tree {
         &self.indexes[field as usize]
+    }
+
+    pub(crate) fn tree(&self, tree: TreeId) -> &sled::Tree {
+        match tree {
+            TreeId::Records => &self.records,
+            TreeId::Index(field) => self.index(field),
+            TreeId::Meta => &self.meta,
+            TreeId::Quarantine => &self.quarantine,
+        }
     }
 
     pub(crate) fn sled_err(&self, err: sled::Error) -> Error {
@@ -270,15 +279,15 @@ fn apply(
 /// Waits, briefly, until no one holds the lock sled takes on its log file.
 ///
 /// sled lets go of the log file (and so of its lock) only when the last of its I/O threads
-/// drops its handle to it, which can be just after the `Db` that used it was dropped: a store
-/// closed and reopened at once in the same process could find its own files locked. The caller
-/// holds the store's lock file, so no other handle has the store open and a held lock here is such
-/// a straggler; a lock that outlasts the wait is left for sled to report.
+/// drops its handle to it, which can be just after the `Db` that used it was dropped. Waits, up
+/// to ten seconds, until the lock is free. The caller holds the store's lock file, so no other
+/// handle has the store open and a held lock here is such a straggler; a lock that outlasts the
+/// wait is left for sled to report.
 fn wait_for_release(dir: &Path) {
     let Ok(log) = File::open(dir.join("db")) else {
         return;
     };
-    for _ in 0..200 {
+    for _ in 0..1000 {
         match log.try_lock() {
             Ok(()) => {
                 let _ = log.unlock();
@@ -287,6 +296,26 @@ fn wait_for_release(dir: &Path) {
             Err(TryLockError::WouldBlock) => thread::sleep(Duration::from_millis(10)),
             Err(TryLockError::Error(_)) => return,
         }
+    }
+}
+
+/// Dropped after the [`Engine`] and before the store's lock file: waits until sled's threads
+/// have let go of the database, so that whoever takes the store's lock next finds it free.
+pub(crate) struct Released {
+    dir: PathBuf,
+}
+
+impl Released {
+    pub(crate) fn new(dir: &Path) -> Self {
+        Released {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        wait_for_release(&self.dir);
     }
 }
 
@@ -307,6 +336,11 @@ fn xor(digest: &mut [u8; 32], other: &[u8; 32]) {
 /// and `records_match_digest` reports it.
 fn decode_digest(value: Option<&[u8]>) -> [u8; 32] {
     value.and_then(|v| v.try_into().ok()).unwrap_or([0; 32])
+}
+
+/// Decodes a counter of the `meta` tree; a malformed one is damage.
+pub(crate) fn decode_counter(value: Option<&[u8]>) -> Result<u64, Error> {
+    decode_u64(value).ok_or_else(|| Error::corrupt("a counter in the meta tree is malformed"))
 }
 
 /// A counter is absent (zero) or eight little-endian bytes.

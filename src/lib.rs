@@ -65,6 +65,7 @@ mod header;
 mod memory;
 mod open;
 mod seal;
+mod staged;
 mod store;
 mod token;
 

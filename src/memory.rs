@@ -150,6 +150,31 @@ pub(crate) fn ids_used_up() -> Error {
 }
 
 impl MemoryStore {
+    /// Saves many tokens, all or none: the same rules as
+    /// [`EncryptedStore::save_tokens`](crate::EncryptedStore::save_tokens).
+    ///
+    /// # Errors
+    ///
+    /// The first error any of the saves gives; the store is then as it was.
+    pub fn save_tokens(&self, tokens: &mut [Token]) -> Result<(), Error> {
+        let before = {
+            let state = self.state();
+            State {
+                tokens: state.tokens.clone(),
+                next_id: state.next_id,
+            }
+        };
+        let mut saved = tokens.to_vec();
+        for token in &mut saved {
+            if let Err(err) = self.save_token(token) {
+                *self.state() = before;
+                return Err(err);
+            }
+        }
+        tokens.clone_from_slice(&saved);
+        Ok(())
+    }
+
     /// Deletes the tokens that can no longer be used at `now_ms`; returns how many.
     ///
     /// The same rule as [`EncryptedStore::purge_expired`](crate::EncryptedStore::purge_expired).

@@ -10,12 +10,12 @@ use crate::codec;
 use crate::contract::TokenStore;
 use crate::crypto::{KdfParams, Key, Keys};
 use crate::durability::{Durability, EngineFiles};
-use crate::engine::{guarded, Change, Engine, TreeId};
+use crate::engine::{guarded, Engine, Released, TreeId};
 use crate::error::Error;
 use crate::header::Header;
-use crate::memory::{ids_used_up, missing_credential};
 use crate::seal::SealFile;
-use crate::token::{self, lookup_key, validate_id, Indexed, Token};
+use crate::staged::{Source, Staged};
+use crate::token::{lookup_key, validate_id, Indexed, Token};
 
 /// A stored token, zeroized when dropped.
 pub(crate) type Plain = Zeroizing<Token>;
@@ -41,6 +41,8 @@ pub struct EncryptedStore {
     pub(crate) header: Mutex<Header>,
     pub(crate) durability: Durability,
     pub(crate) writer: Mutex<Writer>,
+    /// Fields drop in order: this one, after `engine`, waits for sled to let go of its files.
+    pub(crate) _released: Released,
     /// Held for the handle's lifetime: the advisory lock that keeps other handles out.
     pub(crate) _lock: File,
 }
@@ -133,18 +135,18 @@ impl EncryptedStore {
     pub fn purge_expired(&self, now_ms: i64) -> Result<usize, Error> {
         guarded(|| {
             let mut writer = self.writer();
-            let mut changes = Vec::new();
+            let mut staged = Staged::new(&self.engine);
             let mut count = 0;
             for entry in self.engine.records.iter() {
                 let (key, sealed) = entry.map_err(|e| self.engine.sled_err(e))?;
                 let token = self.decrypt(&record_id(&key)?, &sealed)?;
                 if token.is_dead(now_ms) {
-                    self.deletion(&token, &mut changes)?;
+                    self.stage_deletion(&mut staged, &token)?;
                     count += 1;
                 }
             }
             if count > 0 {
-                self.commit(&mut writer, &changes)?;
+                self.commit(&mut writer, staged)?;
             }
             Ok(count)
         })
@@ -193,8 +195,8 @@ impl EncryptedStore {
     }
 
     /// Commits a change set, then makes it durable and seals it as the durability asks.
-    pub(crate) fn commit(&self, writer: &mut Writer, changes: &[Change]) -> Result<u64, Error> {
-        let generation = self.engine.commit(changes)?;
+    pub(crate) fn commit(&self, writer: &mut Writer, staged: Staged) -> Result<u64, Error> {
+        let generation = self.engine.commit(&staged.into_changes())?;
         if self.durability == Durability::Immediate {
             self.sync(writer)?;
             if writer.sealing {
@@ -221,23 +223,20 @@ impl EncryptedStore {
     }
 
     /// Reads the record with this id.
-    pub(crate) fn load(&self, id: &str) -> Result<Option<Plain>, Error> {
-        let sealed = self
-            .engine
-            .records
-            .get(id)
-            .map_err(|e| self.engine.sled_err(e))?;
+    pub(crate) fn load(&self, source: &impl Source, id: &str) -> Result<Option<Plain>, Error> {
+        let sealed = source.get(TreeId::Records, id.as_bytes())?;
         sealed.map(|sealed| self.decrypt(id, &sealed)).transpose()
     }
 
     /// One keyed hash, one index read, one record read, and a check that they agree.
-    pub(crate) fn locate(&self, field: Indexed, value: &str) -> Result<Located, Error> {
+    pub(crate) fn locate(
+        &self,
+        source: &impl Source,
+        field: Indexed,
+        value: &str,
+    ) -> Result<Located, Error> {
         let hash = self.keys.index_hash(field, value);
-        let entry = self
-            .engine
-            .index(field)
-            .get(hash)
-            .map_err(|e| self.engine.sled_err(e))?;
+        let entry = source.get(TreeId::Index(field), &hash)?;
         let Some(id) = entry else {
             return Ok(Located::Absent);
         };
@@ -247,7 +246,7 @@ impl EncryptedStore {
                 field.name()
             )));
         };
-        Ok(match self.load(id)? {
+        Ok(match self.load(source, id)? {
             Some(token) if field.get(&token) == Some(value) => Located::Found(token),
             Some(_) => Located::Inconsistent(format!(
                 "the {} index points at record {id:?}, which holds another value",
@@ -263,148 +262,54 @@ impl EncryptedStore {
     /// [`locate`](Self::locate), told apart from a write in progress: a disagreement is looked
     /// at again once no write is running, and is damage only if it persists.
     fn locate_settled(&self, field: Indexed, value: &str) -> Result<Option<Plain>, Error> {
-        match self.locate(field, value)? {
+        match self.locate(&self.engine, field, value)? {
             Located::Found(token) => Ok(Some(token)),
             Located::Absent => Ok(None),
             Located::Inconsistent(_) => {
                 let _writer = self.writer();
-                self.locate_locked(field, value)
+                self.locate_strict(&self.engine, field, value)
             }
         }
     }
 
-    /// [`locate`](Self::locate) for a caller that holds the writer lock.
-    fn locate_locked(&self, field: Indexed, value: &str) -> Result<Option<Plain>, Error> {
-        match self.locate(field, value)? {
-            Located::Found(token) => Ok(Some(token)),
-            Located::Absent => Ok(None),
-            Located::Inconsistent(what) => Err(Error::corrupt(what)),
+    /// Saves many tokens in one atomic commit: each is saved exactly as
+    /// [`save_token`](TokenStore::save_token) would save it after the ones before it, and each
+    /// is left holding what was stored. Either all are saved or, on an error, none.
+    ///
+    /// sled makes every atomic commit write out its log buffer, so this is far faster than
+    /// saving tokens one by one when loading many; with [`Durability::Immediate`] it is also
+    /// one sync instead of one per token. The staged writes are held in memory until the
+    /// commit, about a kilobyte per token: load very large sets in chunks.
+    ///
+    /// # Errors
+    ///
+    /// The first error any of the saves would give, with nothing written. For
+    /// [`Error::InvalidToken`] the reason names the token's position in `tokens`.
+    pub fn save_tokens(&self, tokens: &mut [Token]) -> Result<(), Error> {
+        let mut normalized = Vec::with_capacity(tokens.len());
+        for (i, token) in tokens.iter().enumerate() {
+            let mut token = Zeroizing::new(token.clone());
+            token.normalize();
+            token.validate().map_err(|e| at_position(e, i))?;
+            normalized.push(token);
         }
-    }
-
-    /// The new id for an inserted token, and the counter after it.
-    fn assign_id(&self, counter: u64) -> Result<String, Error> {
-        let mut n = counter;
-        loop {
-            let id = n.to_string();
-            if !self
-                .engine
-                .records
-                .contains_key(&id)
-                .map_err(|e| self.engine.sled_err(e))?
-            {
-                return Ok(id);
+        let saved = guarded(|| {
+            let mut writer = self.writer();
+            let mut staged = Staged::new(&self.engine);
+            let mut saved = Vec::with_capacity(normalized.len());
+            for (i, token) in normalized.iter().enumerate() {
+                saved.push(
+                    self.stage_save(&mut staged, token)
+                        .map_err(|e| at_position(e, i))?,
+                );
             }
-            n = n.checked_add(1).ok_or_else(ids_used_up)?;
-        }
-    }
-
-    /// Fails when another record holds one of the token's indexed values.
-    fn check_conflicts(&self, token: &Token, id: &str) -> Result<(), Error> {
-        for field in Indexed::ALL {
-            let Some(value) = field.get(token) else {
-                continue;
-            };
-            let hash = self.keys.index_hash(field, value);
-            let holder = self
-                .engine
-                .index(field)
-                .get(hash)
-                .map_err(|e| self.engine.sled_err(e))?;
-            if let Some(holder) = holder.filter(|h| h.as_ref() != id.as_bytes()) {
-                let held_by = String::from_utf8_lossy(&holder).into_owned();
-                return Err(Error::Conflict {
-                    field: field.name(),
-                    held_by,
-                });
-            }
+            self.commit(&mut writer, staged)?;
+            Ok(saved)
+        })?;
+        for (token, saved) in tokens.iter_mut().zip(saved) {
+            *token = saved;
         }
         Ok(())
-    }
-
-    /// The changes that store `token` (which has its id) in place of `old`.
-    fn replacement(&self, token: &Token, old: Option<&Token>) -> Result<Vec<Change>, Error> {
-        let id = token.id.as_deref().unwrap_or_default();
-        let mut changes = Vec::with_capacity(9);
-        for field in Indexed::ALL {
-            let (before, after) = (old.and_then(|t| field.get(t)), field.get(token));
-            if before == after {
-                continue;
-            }
-            if let Some(before) = before {
-                changes.push(Change::remove(
-                    TreeId::Index(field),
-                    self.keys.index_hash(field, before),
-                ));
-            }
-            if let Some(after) = after {
-                changes.push(Change::put(
-                    TreeId::Index(field),
-                    self.keys.index_hash(field, after),
-                    id,
-                ));
-            }
-        }
-        let plain = codec::encode(token).map_err(Error::invalid)?;
-        changes.push(Change::put(
-            TreeId::Records,
-            id,
-            self.keys.seal_record(id, &plain)?,
-        ));
-        Ok(changes)
-    }
-
-    /// Appends the changes that delete `token`: its record, and each index entry that points
-    /// at it (an entry pointing elsewhere belongs to another record and stays).
-    fn deletion(&self, token: &Token, changes: &mut Vec<Change>) -> Result<(), Error> {
-        let id = token.id.as_deref().unwrap_or_default();
-        for field in Indexed::ALL {
-            let Some(value) = field.get(token) else {
-                continue;
-            };
-            let hash = self.keys.index_hash(field, value);
-            let holder = self
-                .engine
-                .index(field)
-                .get(hash)
-                .map_err(|e| self.engine.sled_err(e))?;
-            if holder.is_some_and(|h| h.as_ref() == id.as_bytes()) {
-                changes.push(Change::remove(TreeId::Index(field), hash));
-            }
-        }
-        changes.push(Change::remove(TreeId::Records, id));
-        Ok(())
-    }
-
-    fn save(&self, token: &Token) -> Result<Token, Error> {
-        let mut writer = self.writer();
-        let stored = match &token.id {
-            Some(id) => self.load(id)?,
-            None => match lookup_key(token) {
-                Some((field, value)) => self.locate_locked(field, value)?,
-                None => None,
-            },
-        };
-        let mut merged = Zeroizing::new(token.clone());
-        match &stored {
-            Some(stored) => merged.fill_from(stored),
-            None if !merged.has_credential() => return Err(missing_credential()),
-            None => {}
-        }
-        let counter = self.engine.next_id()?;
-        let id = match merged.id.take() {
-            Some(id) => id,
-            None => self.assign_id(counter)?,
-        };
-        self.check_conflicts(&merged, &id)?;
-        merged.id = Some(id);
-        let mut changes = self.replacement(&merged, stored.as_deref())?;
-        let next = token::next_after(counter, merged.id.as_deref().unwrap_or_default());
-        if next != counter {
-            changes.push(Change::next_id(next));
-        }
-        self.commit(&mut writer, &changes)?;
-        Ok(std::mem::take(&mut *merged))
     }
 }
 
@@ -427,7 +332,13 @@ impl TokenStore for EncryptedStore {
         let mut normalized = Zeroizing::new(token.clone());
         normalized.normalize();
         normalized.validate()?;
-        *token = guarded(|| self.save(&normalized))?;
+        *token = guarded(|| {
+            let mut writer = self.writer();
+            let mut staged = Staged::new(&self.engine);
+            let saved = self.stage_save(&mut staged, &normalized)?;
+            self.commit(&mut writer, staged)?;
+            Ok(saved)
+        })?;
         Ok(())
     }
 
@@ -436,11 +347,11 @@ impl TokenStore for EncryptedStore {
         guarded(|| {
             let mut writer = self.writer();
             let token = self
-                .load(id)?
+                .load(&self.engine, id)?
                 .ok_or_else(|| Error::NotFound { id: id.into() })?;
-            let mut changes = Vec::with_capacity(5);
-            self.deletion(&token, &mut changes)?;
-            self.commit(&mut writer, &changes).map(|_| ())
+            let mut staged = Staged::new(&self.engine);
+            self.stage_deletion(&mut staged, &token)?;
+            self.commit(&mut writer, staged).map(|_| ())
         })
     }
 
@@ -459,24 +370,23 @@ impl TokenStore for EncryptedStore {
     fn delete_tokens(&self) -> Result<(), Error> {
         guarded(|| {
             let mut writer = self.writer();
-            let mut changes = Vec::new();
+            let mut staged = Staged::new(&self.engine);
             let trees = Indexed::ALL
-                .map(|field| (TreeId::Index(field), self.engine.index(field)))
+                .map(TreeId::Index)
                 .into_iter()
-                .chain([(TreeId::Records, &self.engine.records)]);
-            for (id, tree) in trees {
-                for key in tree.iter().keys() {
-                    let key = key.map_err(|e| self.engine.sled_err(e))?;
-                    changes.push(Change::remove(id, key.to_vec()));
+                .chain([TreeId::Records]);
+            for tree in trees {
+                for key in self.engine.tree(tree).iter().keys() {
+                    staged.remove(tree, key.map_err(|e| self.engine.sled_err(e))?.to_vec());
                 }
             }
-            self.commit(&mut writer, &changes).map(|_| ())
+            self.commit(&mut writer, staged).map(|_| ())
         })
     }
 
     fn find_token_by_id(&self, id: &str) -> Result<Option<Token>, Error> {
         validate_id(id)?;
-        let token = guarded(|| self.load(id))?;
+        let token = guarded(|| self.load(&self.engine, id))?;
         Ok(token.map(|mut t| std::mem::take(&mut *t)))
     }
 }
@@ -486,6 +396,16 @@ impl Drop for EncryptedStore {
         // Best effort: errors here have no one to go to, and `flush` reports them to whoever
         // wants to know.
         let _ = self.flush();
+    }
+}
+
+/// Says which token of a batch an [`Error::InvalidToken`] is about.
+fn at_position(err: Error, position: usize) -> Error {
+    match err {
+        Error::InvalidToken { reason } => {
+            Error::invalid(format!("token {position} of the batch: {reason}"))
+        }
+        other => other,
     }
 }
 

@@ -73,7 +73,7 @@ impl fmt::Debug for Token {
 }
 
 /// A field with a secondary index: each of its values belongs to at most one record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Indexed {
     UserName,
     AccessToken,

@@ -51,6 +51,8 @@ impl Spec {
 #[derive(Clone, Debug)]
 enum Op {
     Save(Spec),
+    /// `save_tokens`: all of them in one commit, or none.
+    SaveBatch(Vec<Spec>),
     Find(Spec),
     Delete(&'static str),
     GetTokens,
@@ -98,6 +100,8 @@ impl From<Token> for Shown {
 enum Outcome {
     /// A save's result, and the caller's token after it.
     Saved(Result<(), Failure>, Shown),
+    /// A batch save's result, and the caller's tokens after it.
+    SavedBatch(Result<(), Failure>, Vec<Shown>),
     Found(Result<Option<Shown>, Failure>),
     Listed(Result<Vec<Shown>, Failure>),
     Done(Result<(), Failure>),
@@ -134,17 +138,26 @@ impl From<Error> for Failure {
 /// The operations, with `purge_expired` (inherent on each store) brought under one name.
 trait Subject: TokenStore {
     fn purge(&self, now_ms: i64) -> Result<usize, Error>;
+    fn save_batch(&self, tokens: &mut [Token]) -> Result<(), Error>;
 }
 
 impl Subject for EncryptedStore {
     fn purge(&self, now_ms: i64) -> Result<usize, Error> {
         self.purge_expired(now_ms)
     }
+
+    fn save_batch(&self, tokens: &mut [Token]) -> Result<(), Error> {
+        self.save_tokens(tokens)
+    }
 }
 
 impl Subject for MemoryStore {
     fn purge(&self, now_ms: i64) -> Result<usize, Error> {
         Ok(self.purge_expired(now_ms))
+    }
+
+    fn save_batch(&self, tokens: &mut [Token]) -> Result<(), Error> {
+        self.save_tokens(tokens)
     }
 }
 
@@ -163,6 +176,11 @@ fn apply(store: &dyn Subject, op: &Op) -> Outcome {
             let mut token = spec.token();
             let result = store.save_token(&mut token).map_err(Failure::from);
             Outcome::Saved(result, Shown::from(token))
+        }
+        Op::SaveBatch(specs) => {
+            let mut tokens: Vec<Token> = specs.iter().map(Spec::token).collect();
+            let result = store.save_batch(&mut tokens).map_err(Failure::from);
+            Outcome::SavedBatch(result, tokens.into_iter().map(Shown::from).collect())
         }
         Op::Find(spec) => {
             let found = store.find_token(&spec.token());
@@ -271,6 +289,7 @@ fn any_id() -> impl Strategy<Value = &'static str> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         10 => spec(0.3).prop_map(Op::Save),
+        2 => prop::collection::vec(spec(0.3), 0..6).prop_map(Op::SaveBatch),
         5 => query().prop_map(Op::Find),
         2 => any_id().prop_map(Op::Delete),
         2 => any_id().prop_map(Op::FindById),
