@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use crate::crypto::{self, KdfParams, Key, Keys};
 use crate::durability::{self, Durability, EngineFiles};
-use crate::engine::{self, guarded, Engine};
+use crate::engine::{self, guarded, Engine, Released};
 use crate::error::Error;
 use crate::header::{self, Header};
 use crate::seal::{self, SealFile, Sealed};
@@ -144,6 +144,7 @@ fn open(options: &OpenOptions, path: &Path, passphrase: &[u8]) -> Result<Encrypt
         header: Mutex::new(header),
         durability: options.durability,
         writer: Mutex::new(writer),
+        _released: Released::new(&path.join(engine::DIR_NAME)),
         _lock: lock,
     };
     store.flush()?;
