@@ -1,11 +1,11 @@
 //! Loading imported rows into a store: every row is checked before anything is written, then
-//! the good ones go in one pass with buffered durability and a single flush at the end.
+//! the good ones go in a few large commits with buffered durability and a single flush at the end.
 //!
 //! A row is refused when it is malformed, when the store could not hold it, when it repeats an
 //! id or unique value of an earlier row, or when it conflicts with a stored token (same id,
 //! user name or token value) and replacing was not asked for.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use indicatif::ProgressBar;
 use tokenvault::{EncryptedStore, Error, Token, TokenStore, MAX_FIELD_LEN, MAX_ID_LEN};
@@ -196,9 +196,14 @@ fn validate(token: &Token) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes the accepted rows: those with an id first, so that ids the store assigns to the others
-/// cannot take an id a later row brings. Stops at the first error, returning it with how many
-/// tokens were written before it.
+/// How many tokens go into one commit: large enough that commits cost little, small enough that
+/// the staged writes of one stay a few megabytes.
+const CHUNK: usize = 4096;
+
+/// Writes the accepted rows: first deletes every stored token a row replaces, then saves the rows
+/// in chunks of one commit each, those with an id first, so that ids the store assigns to the
+/// others cannot take an id a later row brings. Stops at the first error, returning it with how
+/// many tokens were written before it.
 pub fn write(
     store: &EncryptedStore,
     mut accepted: Vec<Accepted>,
@@ -209,34 +214,28 @@ pub fn write(
         imported: 0,
         replaced: 0,
     };
-    // The ids this import wrote: a stored token they replaced may share one, and must not be
-    // "replaced" a second time on behalf of a later row, deleting an imported token.
-    let mut written = HashSet::new();
-    for mut row in accepted {
-        if let Err(e) = write_one(store, &mut row, &mut written, &mut outcome) {
-            return Err((e, outcome));
-        }
-        bar.inc(1);
-    }
-    Ok(outcome)
-}
-
-fn write_one(
-    store: &EncryptedStore,
-    row: &mut Accepted,
-    written: &mut HashSet<String>,
-    outcome: &mut Outcome,
-) -> Result<(), Error> {
-    for id in row.replaces.iter().filter(|id| !written.contains(*id)) {
+    // All deletes come before any save, so none can touch a token this import wrote.
+    let replaced: BTreeSet<&String> = accepted.iter().flat_map(|a| &a.replaces).collect();
+    for id in replaced {
         match store.delete_token(id) {
             Ok(()) => outcome.replaced += 1,
-            // Already replaced on behalf of an earlier row.
+            // Two rows can replace the same stored token.
             Err(Error::NotFound { .. }) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err((e, outcome)),
         }
     }
-    store.save_token(&mut row.token)?;
-    written.insert(row.token.id.clone().unwrap_or_default());
-    outcome.imported += 1;
-    Ok(())
+    let mut tokens: Zeroizing<Vec<Token>> = Zeroizing::new(
+        accepted
+            .iter_mut()
+            .map(|a| std::mem::take(&mut *a.token))
+            .collect(),
+    );
+    for chunk in tokens.chunks_mut(CHUNK) {
+        if let Err(e) = store.save_tokens(chunk) {
+            return Err((e, outcome));
+        }
+        outcome.imported += chunk.len();
+        bar.inc(chunk.len() as u64);
+    }
+    Ok(outcome)
 }
