@@ -14,6 +14,8 @@ use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::Path;
 use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::crypto::{self, KdfParams, Key, Keys};
 use crate::durability::{self, Durability, EngineFiles};
@@ -192,16 +194,31 @@ fn layout(path: &Path) -> Result<Layout, Error> {
     Ok(layout)
 }
 
+/// How long a held lock is retried before the store is reported as locked.
+///
+/// A process that forks a child while it has a store open shares the lock with the child until
+/// the child calls `exec`, a moment later; a handle closed just before such a fork can so look
+/// held for a little while. A handle that is really open holds it far longer.
+const LOCK_PATIENCE: Duration = Duration::from_millis(250);
+
 fn take_lock(path: &Path) -> Result<File, Error> {
     let lock_path = path.join(LOCK_FILE);
     let file = durability::open_private_file(&lock_path)
         .map_err(|e| Error::io("opening the lock file", &lock_path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::Locked {
-            path: path.to_path_buf(),
-        }),
-        Err(TryLockError::Error(e)) => Err(Error::io("locking", lock_path, e)),
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_PATIENCE => {
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io("locking", lock_path, e)),
+        }
     }
 }
 
