@@ -38,8 +38,9 @@ impl Write {
 /// A store under measurement. Each method does its work untimed first (generating the tokens
 /// it needs) and returns only the time of the operations themselves.
 pub trait Backend {
-    /// Creates the store with buffered writes and saves tokens `0..n` one call at a time. The
-    /// time includes making them durable at the end where the store offers that.
+    /// Creates the store with buffered writes and saves tokens `0..n`,
+    /// [`LOAD_CHUNK`](crate::sql::LOAD_CHUNK) to a commit. The time includes making them
+    /// durable at the end where the store offers that.
     fn load(&mut self, n: u64) -> Result<Duration>;
 
     /// Opens an existing store of `n` tokens with durable writes; returns the open time.

@@ -98,17 +98,22 @@ impl Floor {
         let db = self.db()?;
         let start = Instant::now();
         for save in saves {
-            if self.atomic {
-                transaction(db, save)?;
-            } else {
-                plain(db, save)?;
-            }
+            self.commit(db, std::slice::from_ref(save))?;
             if self.durable {
                 db.db.flush()?;
                 db.log.sync_data()?;
             }
         }
         Ok(start.elapsed())
+    }
+
+    /// Applies saves as one transaction (atomic) or as plain writes.
+    fn commit(&self, db: &Open, saves: &[Save]) -> Result<()> {
+        if self.atomic {
+            transaction(db, saves)
+        } else {
+            saves.iter().try_for_each(|save| plain(db, save))
+        }
     }
 }
 
@@ -124,19 +129,21 @@ fn plain(db: &Open, save: &Save) -> Result<()> {
     Ok(())
 }
 
-fn transaction(db: &Open, save: &Save) -> Result<()> {
+fn transaction(db: &Open, saves: &[Save]) -> Result<()> {
     let [a, b, c, d] = &db.indexes;
     let trees = (&db.records, a, b, c, d);
     trees
         .transaction(|(records, a, b, c, d)| {
             let indexes = [a, b, c, d];
-            for (tree, key) in &save.remove {
-                indexes[*tree].remove(&key[..])?;
+            for save in saves {
+                for (tree, key) in &save.remove {
+                    indexes[*tree].remove(&key[..])?;
+                }
+                for (tree, key) in &save.put {
+                    indexes[*tree].insert(&key[..], save.id.as_bytes())?;
+                }
+                records.insert(save.id.as_bytes(), save.bytes.as_slice())?;
             }
-            for (tree, key) in &save.put {
-                indexes[*tree].insert(&key[..], save.id.as_bytes())?;
-            }
-            records.insert(save.id.as_bytes(), save.bytes.as_slice())?;
             Ok::<(), ConflictableTransactionError<()>>(())
         })
         .map_err(|e| format!("a floor transaction failed: {e:?}"))?;
@@ -179,7 +186,9 @@ impl Backend for Floor {
                 .iter()
                 .map(insert)
                 .collect();
-            took += self.apply(&saves)?;
+            let start = Instant::now();
+            self.commit(self.db()?, &saves)?;
+            took += start.elapsed();
         }
         let start = Instant::now();
         let db = self.db()?;
