@@ -12,11 +12,11 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 manifest="$root/benches/Cargo.toml"
 target="$root/target"
 
-# SQLCipher links the system's libcrypto; pkg-config lets its build find it.
-if ! { [ -e /usr/include/openssl/evp.h ] && command -v pkg-config >/dev/null; }; then
-    echo "installing libssl-dev and pkg-config for SQLCipher" >&2
+# SQLCipher's build compiles against the system's OpenSSL headers and links its libcrypto.
+if [ ! -e /usr/include/openssl/evp.h ]; then
+    echo "installing libssl-dev for SQLCipher" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev >&2
 fi
 
 # Two builds, never one: built together, the two binaries would share one SQLite flavour.
