@@ -30,15 +30,16 @@ impl Source for Engine {
     }
 }
 
-/// Writes not yet committed; the last write to a key wins.
+/// Writes not yet committed, one map per tree so that a lookup borrows its key; the last write
+/// to a key wins.
 pub(crate) struct Staged<'a> {
     engine: &'a Engine,
-    writes: BTreeMap<(TreeId, Vec<u8>), Option<Vec<u8>>>,
+    writes: BTreeMap<TreeId, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 impl Source for Staged<'_> {
     fn get(&self, tree: TreeId, key: &[u8]) -> Result<Option<IVec>, Error> {
-        match self.writes.get(&(tree, key.to_vec())) {
+        match self.writes.get(&tree).and_then(|writes| writes.get(key)) {
             Some(staged) => Ok(staged.as_deref().map(IVec::from)),
             None => self.engine.get(tree, key),
         }
@@ -54,19 +55,30 @@ impl<'a> Staged<'a> {
     }
 
     pub(crate) fn put(&mut self, tree: TreeId, key: impl Into<Vec<u8>>, value: Vec<u8>) {
-        self.writes.insert((tree, key.into()), Some(value));
+        self.writes
+            .entry(tree)
+            .or_default()
+            .insert(key.into(), Some(value));
     }
 
     pub(crate) fn remove(&mut self, tree: TreeId, key: impl Into<Vec<u8>>) {
-        self.writes.insert((tree, key.into()), None);
+        self.writes
+            .entry(tree)
+            .or_default()
+            .insert(key.into(), None);
     }
 
-    /// The staged writes as one change set, in key order.
+    /// The staged writes as one change set, in tree and key order.
     pub(crate) fn into_changes(self) -> Vec<Change> {
-        let changes = self.writes.into_iter();
+        let mut changes = Vec::new();
+        for (tree, writes) in self.writes {
+            changes.extend(
+                writes
+                    .into_iter()
+                    .map(|(key, value)| Change { tree, key, value }),
+            );
+        }
         changes
-            .map(|((tree, key), value)| Change { tree, key, value })
-            .collect()
     }
 
     fn next_id(&self) -> Result<u64, Error> {

@@ -213,7 +213,7 @@ pub fn lookup_values(path: Path, n: u64, first: u64, count: u64) -> Vec<String> 
 
 /// Tokens are generated and loaded this many at a time, one commit each: what the CLI's import
 /// commits at once. Generating them stays untimed without holding a million in memory.
-pub const LOAD_CHUNK: u64 = 4096;
+pub const LOAD_CHUNK: u64 = 256;
 
 impl Backend for Sql {
     fn load(&mut self, n: u64) -> Result<Duration> {

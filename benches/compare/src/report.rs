@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use bench_common::data::Path;
+use bench_common::sql::LOAD_CHUNK;
 use tokenvault::KdfParams;
 
 use crate::measure::{Values, COLUMNS, SHORT};
@@ -34,7 +35,7 @@ impl Op {
             Op::Lookup(path) => format!("find_token by {}", path.name()),
             Op::Insert { durable } => format!("save_token insert, {}", mode(durable)),
             Op::Update { durable } => format!("save_token update, {}", mode(durable)),
-            Op::Load => "bulk load, per token (Buffered, 4,096 a commit)".into(),
+            Op::Load => format!("bulk load, per token (Buffered, {LOAD_CHUNK} a commit)"),
             Op::Scan => "get_tokens (every token)".into(),
             Op::Open => "open (default KDF)".into(),
             Op::Rekey => "change_passphrase".into(),
@@ -251,7 +252,7 @@ pub fn targets(measured: &[Measured]) -> String {
         let rate = per_token.map(|s| 1.0 / s);
         checks.push(Check {
             what: format!(
-                "bulk load (Buffered, 4,096 a commit) >= 50,000 tokens/s at {}",
+                "bulk load (Buffered, {LOAD_CHUNK} a commit) >= 50,000 tokens/s at {}",
                 thousands(m.n)
             ),
             measured: rate.map_or("n/a".into(), |r| {
