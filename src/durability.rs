@@ -93,17 +93,16 @@ pub(crate) struct EngineFiles {
 }
 
 impl EngineFiles {
-    /// Takes note of the engine's directory and syncs everything in it once.
+    /// Takes note of the engine's directory; its first [`sync`](Self::sync) syncs every file.
     pub(crate) fn new(dir: &Path) -> Result<EngineFiles, Error> {
         let log_path = dir.join("db");
         let log = File::open(&log_path).map_err(|e| Error::io("opening", log_path, e))?;
-        let mut files = EngineFiles {
+        // Nothing is known to be synced yet, so the first `sync` (open's flush) syncs every file.
+        Ok(EngineFiles {
             dir: dir.to_path_buf(),
             log,
             synced: BTreeSet::new(),
-        };
-        files.sync()?;
-        Ok(files)
+        })
     }
 
     /// Makes everything the engine has flushed durable. Call after `sled::Db::flush`.

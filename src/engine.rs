@@ -157,8 +157,7 @@ impl Engine {
 
     fn meta_u64(&self, key: &[u8]) -> Result<u64, Error> {
         let value = self.meta.get(key).map_err(|e| self.sled_err(e))?;
-        decode_u64(value.as_deref())
-            .ok_or_else(|| Error::corrupt(format!("the {} counter", String::from_utf8_lossy(key))))
+        decode_counter(key, value.as_deref())
     }
 
     /// The MAC that ties this database to a data key, if one was written.
@@ -338,9 +337,10 @@ fn decode_digest(value: Option<&[u8]>) -> [u8; 32] {
     value.and_then(|v| v.try_into().ok()).unwrap_or([0; 32])
 }
 
-/// Decodes a counter of the `meta` tree; a malformed one is damage.
-pub(crate) fn decode_counter(value: Option<&[u8]>) -> Result<u64, Error> {
-    decode_u64(value).ok_or_else(|| Error::corrupt("a counter in the meta tree is malformed"))
+/// Decodes the counter stored under `key` in the `meta` tree; a malformed one is damage.
+pub(crate) fn decode_counter(key: &[u8], value: Option<&[u8]>) -> Result<u64, Error> {
+    decode_u64(value)
+        .ok_or_else(|| Error::corrupt(format!("the {} counter", String::from_utf8_lossy(key))))
 }
 
 /// A counter is absent (zero) or eight little-endian bytes.

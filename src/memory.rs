@@ -5,7 +5,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::contract::TokenStore;
 use crate::error::Error;
-use crate::token::{self, lookup_key, validate_id, Indexed, Token};
+use crate::token::{
+    self, ids_used_up, lookup_key, missing_credential, validate_id, Indexed, Token,
+};
 
 /// A [`TokenStore`] that keeps tokens in a map in memory, unencrypted, and scans it on every
 /// lookup.
@@ -137,16 +139,6 @@ impl TokenStore for MemoryStore {
         validate_id(id)?;
         Ok(self.state().tokens.get(id).cloned())
     }
-}
-
-/// The error for a new token with nothing to authenticate with.
-pub(crate) fn missing_credential() -> Error {
-    Error::invalid("a new token needs a refresh, grant or access token")
-}
-
-/// The error for a new token without an id when the caller has taken the largest number.
-pub(crate) fn ids_used_up() -> Error {
-    Error::invalid("no sequential id is left to assign; give the token an id of its own")
 }
 
 impl MemoryStore {

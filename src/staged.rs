@@ -14,9 +14,8 @@ use zeroize::Zeroizing;
 use crate::codec;
 use crate::engine::{Change, Engine, TreeId};
 use crate::error::Error;
-use crate::memory::{ids_used_up, missing_credential};
 use crate::store::{EncryptedStore, Plain};
-use crate::token::{self, lookup_key, Indexed, Token};
+use crate::token::{self, ids_used_up, lookup_key, missing_credential, Indexed, Token};
 
 /// Where reads come from: the database as committed, or with staged writes on top.
 pub(crate) trait Source {
@@ -83,7 +82,7 @@ impl<'a> Staged<'a> {
 
     fn next_id(&self) -> Result<u64, Error> {
         let stored = self.get(TreeId::Meta, crate::engine::NEXT_ID)?;
-        crate::engine::decode_counter(stored.as_deref()).map(|n| n.max(1))
+        crate::engine::decode_counter(crate::engine::NEXT_ID, stored.as_deref()).map(|n| n.max(1))
     }
 }
 

@@ -250,6 +250,16 @@ pub(crate) fn lookup_key(query: &Token) -> Option<(Indexed, &str)> {
     }
 }
 
+/// The error for a new token with nothing to authenticate with.
+pub(crate) fn missing_credential() -> Error {
+    Error::invalid("a new token needs a refresh, grant or access token")
+}
+
+/// The error for a new token without an id when the caller has taken the largest number.
+pub(crate) fn ids_used_up() -> Error {
+    Error::invalid("no sequential id is left to assign; give the token an id of its own")
+}
+
 /// Parses an id as the store assigns them: a canonical decimal number (no sign, no leading zero).
 pub(crate) fn sequential_number(id: &str) -> Option<u64> {
     let n: u64 = id.parse().ok()?;
