@@ -9,11 +9,11 @@ mod common;
 #[path = "common/fault.rs"]
 mod fault;
 
-use std::path::Path;
+use tokenvault::{EncryptedStore, Error, Token, TokenStore};
 
-use tokenvault::{EncryptedStore, Error, OpenOptions, Token, TokenStore};
-
-use fault::{index_key_of, queries, with_sled, Fixture};
+// `recover`: a record rewritten outside the store makes the records disagree with their
+// digest, which a normal open refuses.
+use fault::{index_key_of, queries, recover, with_sled, Fixture};
 
 const INDEXES: [&str; 4] = [
     "index.user_name",
@@ -21,16 +21,6 @@ const INDEXES: [&str; 4] = [
     "index.refresh_token",
     "index.grant_token",
 ];
-
-/// Opens with `recover(true)`: a record rewritten outside the store makes the records disagree
-/// with their digest, which a normal open refuses.
-fn recover(path: &Path) -> EncryptedStore {
-    OpenOptions::new()
-        .kdf(common::FAST_KDF)
-        .recover(true)
-        .open(path, common::PASSPHRASE)
-        .expect("open for recovery")
-}
 
 fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
     assert!(

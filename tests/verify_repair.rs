@@ -10,21 +10,10 @@ mod common;
 mod fault;
 
 use std::fs;
-use std::path::Path;
 
-use tokenvault::{
-    EncryptedStore, Error, IndexIssue, IndexProblem, OpenOptions, SealStatus, Token, TokenStore,
-};
+use tokenvault::{EncryptedStore, Error, IndexIssue, IndexProblem, SealStatus, Token, TokenStore};
 
-use fault::{queries, with_sled, Fixture};
-
-fn recover(path: &Path) -> EncryptedStore {
-    OpenOptions::new()
-        .kdf(common::FAST_KDF)
-        .recover(true)
-        .open(path, common::PASSPHRASE)
-        .expect("open for recovery")
-}
+use fault::{queries, recover, with_sled, Fixture};
 
 /// Every lookup path of every token leads to it, and the listing is exactly `tokens`.
 fn assert_reads(store: &EncryptedStore, tokens: &[&Token]) {

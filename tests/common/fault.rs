@@ -209,14 +209,23 @@ pub fn inspect(fixture: &Fixture, path: &Path, what: &str) -> Outcome {
     }
 }
 
-/// Opens a copy the normal open refused with `recover(true)`, repairs it, and checks that the
-/// result is clean and holds nothing that was not saved.
-pub fn salvage(fixture: &Fixture, path: &Path, what: &str) -> Salvage {
-    let store = match OpenOptions::new()
+/// Opens a store with `recover(true)`, which also opens one whose loss check fails.
+pub fn try_recover(path: &Path) -> Result<EncryptedStore, Error> {
+    OpenOptions::new()
         .kdf(common::FAST_KDF)
         .recover(true)
         .open(path, common::PASSPHRASE)
-    {
+}
+
+/// [`try_recover`], for a store that must open.
+pub fn recover(path: &Path) -> EncryptedStore {
+    try_recover(path).expect("open for recovery")
+}
+
+/// Opens a copy the normal open refused with `recover(true)`, repairs it, and checks that the
+/// result is clean and holds nothing that was not saved.
+pub fn salvage(fixture: &Fixture, path: &Path, what: &str) -> Salvage {
+    let store = match try_recover(path) {
         Ok(store) => store,
         Err(err) => return Salvage::Unopenable(refusal(&err, what)),
     };
